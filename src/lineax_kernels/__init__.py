@@ -1,0 +1,9 @@
+import importlib.metadata
+
+from ._solver import (
+    ScanTridiagonal as ScanTridiagonal,
+    UnrolledSmallLU as UnrolledSmallLU,
+)
+
+
+__version__ = importlib.metadata.version("lineax-kernels")

@@ -1,0 +1,71 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+import numpy as np
+
+import lineax_kernels as lxk
+
+
+# One list of the solvers; every generic contract test (solve, vmap, jvp, transpose,
+# conj, singular) runs over it. Adding a solver takes one line here.
+# (solver, tags, reference solver from lineax)
+solvers_tags_reference = [
+    (lxk.UnrolledSmallLU(), frozenset(), lx.LU()),
+    (lxk.UnrolledSmallLU(max_size=8), frozenset(), lx.LU()),
+]
+solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
+solvers = [s for s, _, _ in solvers_tags_reference]
+
+dtypes = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
+
+
+def tol(dtype):
+    """A forward-error tolerance for well-conditioned (cond <= ~100) problems."""
+    return 1e-4 if jnp.finfo(dtype).bits <= 32 else 1e-11
+
+
+def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
+    return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol) is True
+
+
+def random(key, shape, dtype):
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        kr, ki = jr.split(key)
+        real = jr.normal(kr, shape, dtype=jnp.finfo(dtype).dtype)
+        imag = jr.normal(ki, shape, dtype=jnp.finfo(dtype).dtype)
+        return (real + 1j * imag).astype(dtype)
+    return jr.normal(key, shape, dtype=dtype)
+
+
+def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
+    """A random matrix with the structure that `tags` promise, with condition number
+    at most `max_cond` (resampled until it is)."""
+    while True:
+        key, subkey = jr.split(key)
+        matrix = random(subkey, (size, size), dtype)
+        if lx.tridiagonal_tag in tags:
+            matrix = (
+                jnp.diag(jnp.diag(matrix))
+                + jnp.diag(jnp.diag(matrix, 1), 1)
+                + jnp.diag(jnp.diag(matrix, -1), -1)
+            )
+        if np.linalg.cond(np.asarray(matrix, dtype=np.complex128)) <= max_cond:
+            return matrix
+
+
+def operator_from(matrix, tags):
+    if lx.tridiagonal_tag in tags:
+        return lx.TridiagonalLinearOperator(
+            jnp.diag(matrix), jnp.diag(matrix, -1), jnp.diag(matrix, 1)
+        )
+    return lx.MatrixLinearOperator(matrix, tags)
+
+
+def jit_solve(solver, throw=True):
+    @jax.jit
+    def solve(operator, vector):
+        return lx.linear_solve(operator, vector, solver, throw=throw)
+
+    return solve
