@@ -1,5 +1,6 @@
 import equinox as eqx
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
@@ -14,6 +15,7 @@ import lineax_kernels as lxk
 solvers_tags_reference = [
     (lxk.UnrolledSmallLU(), frozenset(), lx.LU()),
     (lxk.UnrolledSmallLU(max_size=8), frozenset(), lx.LU()),
+    (lxk.ScanTridiagonal(), frozenset([lx.tridiagonal_tag]), lx.Tridiagonal()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
 solvers = [s for s, _, _ in solvers_tags_reference]
@@ -27,7 +29,8 @@ def tol(dtype):
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
-    return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol) is True
+    # With tolerances `eqx.tree_equal` returns a JAX bool, not `True`.
+    return bool(eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol))
 
 
 def random(key, shape, dtype):
@@ -35,7 +38,7 @@ def random(key, shape, dtype):
         kr, ki = jr.split(key)
         real = jr.normal(kr, shape, dtype=jnp.finfo(dtype).dtype)
         imag = jr.normal(ki, shape, dtype=jnp.finfo(dtype).dtype)
-        return (real + 1j * imag).astype(dtype)
+        return lax.complex(real, imag).astype(dtype)
     return jr.normal(key, shape, dtype=dtype)
 
 
