@@ -1,0 +1,1 @@
+"""The lineax-kernels comparison benchmarks: run `python -m benchmarks --help`."""
