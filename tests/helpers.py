@@ -4,9 +4,8 @@ import jax.lax as lax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
-import numpy as np
-
 import lineax_kernels as lxk
+import numpy as np
 
 
 # One list of the solvers; every generic contract test (solve, vmap, jvp, transpose,
@@ -14,7 +13,7 @@ import lineax_kernels as lxk
 # (solver, tags, reference solver from lineax)
 solvers_tags_reference = [
     (lxk.UnrolledSmallLU(), frozenset(), lx.LU()),
-    (lxk.UnrolledSmallLU(max_size=8), frozenset(), lx.LU()),
+    (lxk.SmallAuto(), frozenset(), lx.LU()),
     (lxk.ScanTridiagonal(), frozenset([lx.tridiagonal_tag]), lx.Tridiagonal()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]

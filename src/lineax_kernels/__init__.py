@@ -2,6 +2,7 @@ import importlib.metadata
 
 from ._solver import (
     ScanTridiagonal as ScanTridiagonal,
+    SmallAuto as SmallAuto,
     UnrolledSmallLU as UnrolledSmallLU,
 )
 

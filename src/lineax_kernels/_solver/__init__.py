@@ -1,2 +1,3 @@
 from .scan_tridiagonal import ScanTridiagonal as ScanTridiagonal
+from .small_auto import SmallAuto as SmallAuto
 from .unrolled_small_lu import UnrolledSmallLU as UnrolledSmallLU

@@ -15,9 +15,9 @@ from jaxtyping import Array, Inexact, Int, PyTree
 # directions. Under `jax.vmap` each leaf becomes one length-N vector, which is the
 # batch-innermost ("structure of arrays") layout the straight-line kernels want.
 _Factors: TypeAlias = tuple[
-    tuple[Inexact[Array, ""], ...],
-    tuple[Int[Array, ""], ...],
-    tuple[Int[Array, ""], ...],
+    tuple[Inexact[Array, "..."], ...],
+    tuple[Int[Array, "..."], ...],
+    tuple[Int[Array, "..."], ...],
 ]
 _UnrolledSmallLUState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
 
@@ -67,10 +67,7 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
         # Swap rows k and k + which.
         if d - k > 1:
             old_k = a[k]
-            a[k] = [
-                _select(which, *[a[r][j] for r in range(k, d)])
-                for j in range(d)
-            ]
+            a[k] = [_select(which, *[a[r][j] for r in range(k, d)]) for j in range(d)]
             perm_k = perm[k]
             perm[k] = _select(which, *perm[k:])
             for r in range(k + 1, d):
@@ -95,7 +92,9 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
     return lu, tuple(perm), tuple(iperm)
 
 
-def _lu_solve_entries(factors: _Factors, b: list[Array], transpose: bool) -> list[Array]:
+def _lu_solve_entries(
+    factors: _Factors, b: list[Array], transpose: bool
+) -> list[Array]:
     """Straight-line permuted forward/back substitution with the factors of
     `_lu_factor_entries`: solves `A x = b` (or `A^T x = b` if `transpose`), where
     `P A = L U` and `perm` gives the rows of `P A`.
@@ -144,13 +143,15 @@ def _lu_factor(matrix: Inexact[Array, "d d"]) -> _Factors:
 
 @_lu_factor.def_vmap
 def _lu_factor_vmap(axis_size, in_batched, matrix):
-    del axis_size, in_batched
+    del in_batched
     # Batch-innermost layout: each matrix entry becomes one contiguous length-N
     # vector, so the straight-line code vectorises along the batch.
     d = matrix.shape[-1]
     matrix = jnp.moveaxis(matrix, 0, -1)
-    factors = _lu_factor_entries(
-        [[matrix[i, j] for j in range(d)] for i in range(d)]
+    factors = _lu_factor_entries([[matrix[i, j] for j in range(d)] for i in range(d)])
+    # Entries that never meet the data (the permutation when d = 1) are unbatched.
+    factors = jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(x, (axis_size,)), factors
     )
     return factors, jax.tree_util.tree_map(lambda _: True, factors)
 
@@ -183,20 +184,29 @@ _lu_solve_transpose = _make_lu_solve(transpose=True)
 
 class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
     """LU decomposition with partial pivoting, generated as straight-line code for
-    the static size of the operator. For small square operators (roughly `d <= 16`),
-    especially many of them under `jax.vmap`, this is much faster than
-    [`lineax.LU`][], which calls LAPACK once per matrix.
+    the static size of the operator: no loops, no LAPACK call, and pivots chosen by
+    comparisons and selects rather than by branching. For many tiny systems under
+    `jax.vmap` (sizes up to about 4 on CPU) this is several times faster than
+    [`lineax.LU`][] or `jnp.linalg.solve`, which call LAPACK once per matrix.
 
     This solver can only handle square nonsingular operators. A singular operator
     (an exactly zero pivot after pivoting) produces a non-finite solution, so that
-    `lineax.linear_solve` reports `RESULTS.singular`.
+    `lineax.linear_solve` reports `RESULTS.singular`; so does non-finite input.
 
     Under `jax.vmap` the factorisation and the solve run in a batch-innermost
     layout (each matrix entry one vector along the batch). Under `jax.vmap` over the
     right-hand side only, the operator is factorised once.
+
+    !!! warning
+
+        The generated program grows like `size**3`, and XLA's compile time and
+        run time grow faster than that: on a CPU the unrolled code stops beating
+        LAPACK at about size 6 and takes seconds to compile at size 8 (see
+        `benchmarks/`). Hence `max_size=6` by default. [`lineax_kernels.SmallAuto`][]
+        uses this solver only where it is fastest.
     """
 
-    max_size: int = 16
+    max_size: int = 6
 
     def __check_init__(self):
         if isinstance(self.max_size, int) and self.max_size < 1:
@@ -268,7 +278,7 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
 
 UnrolledSmallLU.__init__.__doc__ = """**Arguments:**
 
-- `max_size`: the largest operator size accepted. Above it `init` raises a
-    `ValueError`; use [`lineax.LU`][] there. Generated code (and its compile time)
-    grows like `size**3`.
+- `max_size`: the largest operator size accepted (default 6). Above it `init`
+    raises a `ValueError`; use [`lineax.LU`][] there. Raising it works, but compile
+    time grows steeply: about 5-15 s at size 8 and minutes at size 12 on a CPU.
 """
