@@ -1,0 +1,163 @@
+from typing import Any, TypeAlias
+
+import equinox.internal as eqxi
+import lineax as lx
+from jaxtyping import Array, PyTree
+
+from .scan_tridiagonal import ScanTridiagonal
+from .unrolled_small_lu import UnrolledSmallLU
+
+
+# Which solver `init` chose, as a static string ("tridiagonal", "small_lu" or
+# "fallback"), and that solver's own state. As in `lineax.AutoLinearSolver`, the state
+# holds a token and not the solver itself: the solver is rebuilt from `self` in
+# `compute`, so the state carries no Python objects beyond one hashable string.
+_SmallAutoState: TypeAlias = tuple[eqxi.Static, Any]
+
+
+class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
+    """Chooses a solver from the static structure and size of the operator, like
+    [`lineax.AutoLinearSolver`][], but with the fast kernels of this library where
+    they apply:
+
+    - If `well_posed` is not `False` and the operator is square:
+        - If the operator is diagonal, then use `fallback` (by default
+            [`lineax.Diagonal`][]).
+        - If the operator is tridiagonal, then use
+            [`lineax_kernels.ScanTridiagonal`][] (any size).
+        - If the operator is triangular, or positive or negative (semi-)definite,
+            then use `fallback` (by default [`lineax.Triangular`][] or
+            [`lineax.Cholesky`][]).
+        - If its size is at most `max_size`, then use
+            [`lineax_kernels.UnrolledSmallLU`][].
+        - Else use `fallback` (by default [`lineax.LU`][]).
+    - Else use `fallback`. By default that is `lineax.AutoLinearSolver(well_posed)`,
+        which handles non-square operators with [`lineax.QR`][] when
+        `well_posed=None`, raises an error for them when `well_posed=True`, and uses
+        [`lineax.SVD`][] (or [`lineax.Diagonal`][]) for everything when
+        `well_posed=False`.
+
+    So with the default `fallback`, this solver gives the same results as
+    `lineax.AutoLinearSolver(well_posed)`, only faster on the small dense systems of a
+    batched Newton solve or an implicit ODE step, and it is a drop-in replacement for
+    the default `linear_solver=lx.AutoLinearSolver(well_posed=None)` of Optimistix
+    and Diffrax.
+
+    The choice depends only on the operator's shape and tags, so it is made once at
+    trace time and costs nothing at run time. Use
+    [`lineax_kernels.SmallAuto.select_solver`][] to see which solver an operator gets.
+
+    !!! info
+
+        Tagged operators keep Lineax's structured solvers: they do less work than an
+        LU factorisation. `UnrolledSmallLU` and `ScanTridiagonal` need a nonsingular
+        operator, so neither is used when `well_posed=False`.
+    """
+
+    well_posed: bool | None = None
+    max_size: int = 4
+    fallback: lx.AbstractLinearSolver | None = None
+
+    def __check_init__(self):
+        if self.well_posed not in (True, False, None):
+            raise ValueError(f"Invalid value `well_posed={self.well_posed}`.")
+        if isinstance(self.max_size, int) and self.max_size < 1:
+            raise ValueError("`SmallAuto(max_size=...)` must be at least 1.")
+
+    def _fallback(self) -> lx.AbstractLinearSolver:
+        if self.fallback is None:
+            return lx.AutoLinearSolver(well_posed=self.well_posed)
+        return self.fallback
+
+    def _lookup(self, token: str) -> lx.AbstractLinearSolver:
+        if token == "tridiagonal":
+            return ScanTridiagonal()
+        elif token == "small_lu":
+            return UnrolledSmallLU(max_size=self.max_size)
+        else:
+            return self._fallback()
+
+    def _select_token(self, operator: lx.AbstractLinearOperator) -> str:
+        size = operator.in_size()
+        if self.well_posed is False or size != operator.out_size():
+            return "fallback"
+        if lx.is_diagonal(operator):
+            return "fallback"
+        if lx.is_tridiagonal(operator):
+            return "tridiagonal"
+        if (
+            lx.is_lower_triangular(operator)
+            or lx.is_upper_triangular(operator)
+            or lx.is_positive_semidefinite(operator)
+            or lx.is_negative_semidefinite(operator)
+        ):
+            return "fallback"
+        if 0 < size <= self.max_size:
+            return "small_lu"
+        return "fallback"
+
+    def select_solver(
+        self, operator: lx.AbstractLinearOperator
+    ) -> lx.AbstractLinearSolver:
+        """Check which solver [`lineax_kernels.SmallAuto`][] will dispatch to.
+
+        **Arguments:**
+
+        - `operator`: a linear operator.
+
+        **Returns:**
+
+        The linear solver that will be used. (For the default `fallback`, this is the
+        `lineax.AutoLinearSolver` itself; call its own `select_solver` to see
+        further.)
+        """
+        return self._lookup(self._select_token(operator))
+
+    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
+        token = self._select_token(operator)
+        return eqxi.Static(token), self._lookup(token).init(operator, options)
+
+    def compute(
+        self, state: _SmallAutoState, vector: PyTree[Array], options: dict[str, Any]
+    ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
+        token, sub_state = state
+        del state
+        solution, result, _ = self._lookup(token.value).compute(
+            sub_state, vector, options
+        )
+        return solution, result, {}
+
+    def transpose(self, state: _SmallAutoState, options: dict[str, Any]):
+        token, sub_state = state
+        del state
+        sub_state, options = self._lookup(token.value).transpose(sub_state, options)
+        return (token, sub_state), options
+
+    def conj(self, state: _SmallAutoState, options: dict[str, Any]):
+        token, sub_state = state
+        del state
+        sub_state, options = self._lookup(token.value).conj(sub_state, options)
+        return (token, sub_state), options
+
+    def assume_full_rank(self):
+        # `UnrolledSmallLU` and `ScanTridiagonal` both assume full rank, so this
+        # solver does exactly when every operator it might see does: when the
+        # fallback does.
+        return self._fallback().assume_full_rank()
+
+
+SmallAuto.__init__.__doc__ = """**Arguments:**
+
+- `well_posed`: as for [`lineax.AutoLinearSolver`][]: `None` (the default, as in
+    Optimistix and Diffrax) solves square systems and gives least-squares or
+    minimum-norm solutions of non-square ones; `True` raises an error for non-square
+    operators; `False` handles rank-deficient operators, and so always uses
+    `fallback`.
+- `max_size`: the largest square operator sent to
+    [`lineax_kernels.UnrolledSmallLU`][] (default 4: on a CPU the unrolled kernel is
+    clearly faster than LAPACK up to size 4, about even at 6, and slower from 8;
+    see `benchmarks/`). Its generated code, and compile time, grow like
+    `max_size**3`.
+- `fallback`: the solver for every operator not handled above. Defaults to
+    `lineax.AutoLinearSolver(well_posed=well_posed)`.
+"""
