@@ -29,7 +29,12 @@ def _make_case(size, dtype) -> Case:
     )
     transpose = lambda x: x.T
     methods = [
-        Method("lxk.UnrolledSmallLU", vmapped(lxk.UnrolledSmallLU(max_size=max(d, 6))), args, lxk=True),
+        Method(
+            "lxk.UnrolledSmallLU",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 6))),
+            args,
+            lxk=True,
+        ),
         Method(
             "jnp.linalg.solve(A, B)",
             jit_once(jnp.linalg.solve),

@@ -18,7 +18,12 @@ def _make_case(size, dtype) -> Case:
     args = (jnp.asarray(matrices), jnp.asarray(vectors))
     vmapped = lambda solver: jit_once(jax.vmap(p.lineax_dense(solver)))
     methods = [
-        Method("lxk.UnrolledSmallLU", vmapped(lxk.UnrolledSmallLU(max_size=max(d, 6))), args, lxk=True),
+        Method(
+            "lxk.UnrolledSmallLU",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 6))),
+            args,
+            lxk=True,
+        ),
         Method("jnp.linalg.solve", jit_once(p.jnp_dense), args),
         Method("vmap lx.LU", vmapped(lx.LU()), args),
         Method("numpy.linalg.solve", p.numpy_dense, (matrices, vectors), jax=False),
