@@ -206,3 +206,23 @@ def test_conj_state_is_conj_of_matrix_not_adjoint(getkey):
     state, _ = solver.conj(solver.init(lx.MatrixLinearOperator(matrix), {}), {})
     x, _, _ = solver.compute(state, vector, {})
     np.testing.assert_allclose(x, jnp.linalg.solve(matrix.conj(), vector), rtol=1e-12)
+
+
+@pytest.mark.parametrize("axes", ("both", "vector"))
+def test_materialised_sizes(axes):
+    # From size 5 on, each elimination step is materialised (`_materialise`).
+    d, n = 5, 300
+    rng = np.random.default_rng(0)
+    matrices = rng.standard_normal((n, d, d)) + d * np.eye(d)
+    vectors = rng.standard_normal((n, d))
+    if axes == "vector":
+        matrices = matrices[0]
+    solve = lambda m, v: (
+        lx.linear_solve(lx.MatrixLinearOperator(m), v, lxk.UnrolledSmallLU()).value
+    )
+    in_axes = (0 if axes == "both" else None, 0)
+    x = jax.jit(jax.vmap(solve, in_axes=in_axes))(matrices, vectors)
+    expected = np.linalg.solve(
+        np.broadcast_to(matrices, (n, d, d)), vectors[..., None]
+    )[..., 0]
+    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-12)

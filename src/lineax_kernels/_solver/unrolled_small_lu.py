@@ -37,6 +37,26 @@ def _select(which: Array, *cases: Array) -> Array:
     return lax.select_n(which, *[jnp.broadcast_to(c, shape) for c in cases])
 
 
+# From this size on, each elimination step's results are materialised (see below).
+_MATERIALISE_FROM = 5
+
+
+def _materialise(x: Array) -> Array:
+    """Returns `x`, computed once. XLA fuses cheap elementwise operations into each
+    of their consumers, so without this every fused kernel that reads an entry of
+    the partly eliminated matrix recomputes that entry's whole history of selects
+    and updates: at d = 8 the compiled program does ~8x the work of the source, and
+    compile time explodes. A division is an operation XLA will not duplicate, so
+    dividing by a computed one (exactly 1 for finite `x`; NaN for inf/NaN, which
+    keeps non-finite values non-finite) makes it compute `x` once and read it back.
+    """
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        # Integer division does not count as expensive to XLA; small integers are
+        # exact in float32.
+        return _materialise(x.astype(jnp.float32)).astype(x.dtype)
+    return x / (x * 0 + 1)
+
+
 def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
     """Straight-line LU factorisation with partial pivoting of one matrix, given as
     a list of rows of entries. Every entry is an array of the same shape (a scalar
@@ -51,8 +71,13 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
     pivot's place with one two-way select per entry. A zero pivot produces inf/NaN
     multipliers, which propagate to the solution, so `lx.linear_solve` reports
     `RESULTS.singular`.
+
+    For `d >= _MATERIALISE_FROM` the pivot choice and every entry are materialised
+    after each step (`_materialise`); below that XLA's recomputation is cheaper than
+    the extra passes over memory.
     """
     d = len(a)
+    materialise = _materialise if d >= _MATERIALISE_FROM else lambda x: x
     a = [list(row) for row in a]
     perm = [jnp.array(i, jnp.int32) for i in range(d)]
     for k in range(d - 1):
@@ -64,6 +89,7 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
             better = mag > best
             best = jnp.where(better, mag, best)
             which = jnp.where(better, jnp.int32(r - k), which)
+        which = materialise(which)
         # Swap rows k and k + which.
         if d - k > 1:
             old_k = a[k]
@@ -81,6 +107,10 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
             a[r][k] = l_rk
             for j in range(k + 1, d):
                 a[r][j] = a[r][j] - l_rk * a[k][j]
+        a = [
+            [materialise(x) for x in row] if i >= k else row for i, row in enumerate(a)
+        ]
+        perm = [materialise(p) for p in perm]
     # inverse permutation: iperm[perm[k]] = k.
     iperm = []
     for i in range(d):
@@ -168,11 +198,15 @@ def _make_lu_solve(transpose: bool):
     def lu_solve_vmap(axis_size, in_batched, factors, vector):
         factors_batched, vector_batched = in_batched
         d = vector.shape[-1]
+        if not any(jax.tree_util.tree_leaves(factors_batched)):
+            # One factorisation, many right-hand sides: compute the (scalar) factors
+            # once, rather than letting XLA fuse the factorisation into the loop
+            # over right-hand sides.
+            factors = jax.tree_util.tree_map(_materialise, factors)
         if vector_batched:
             vector = jnp.moveaxis(vector, 0, -1)
         x = _lu_solve_entries(factors, [vector[i] for i in range(d)], transpose)
-        shape = (axis_size,)
-        x = [jnp.broadcast_to(xi, shape) for xi in x]
+        x = [jnp.broadcast_to(xi, (axis_size,)) for xi in x]
         return jnp.stack(x, axis=-1), True
 
     return lu_solve
