@@ -3,21 +3,33 @@
 # plus jit(grad) of a loss through lx.linear_solve vs the forward solve and vs
 # differentiating straight through a naive scan Thomas; plus compile times.
 #
-# Typical output (2 vCPU Intel Xeon, CPU only, jax 0.10.2, lineax 0.1.1, float64):
+# Typical output (2 vCPU Intel Xeon, CPU only, shared and loaded, jax 0.10.2, lineax
+# 0.1.1, float64; `--repeat 5`):
 #
 # (n, batch)        pivoted  pivoting=False  vmap lx.Tridiagonal  lax.tridiagonal_solve
-# (1000000, 1)       76.6 ms    52.3 ms         27.1 ms              22.4 ms
-# (4096, 256)        58.4 ms    43.4 ms         22.6 ms              28.5 ms
-# (256, 4096)        58.2 ms    45.0 ms         31.3 ms              29.0 ms
-# (32, 32768)        49.7 ms    21.4 ms         19.1 ms              19.8 ms
-# jit(grad) through lxk.ScanTridiagonal: 1.4-1.5x its forward; naive scan Thomas
-# differentiated directly: 0.9-1.1x of that. Compile: 0.8-1.0 s forward, 1.0-1.5 s
-# grad. (Shared, heavily loaded machine: absolute times drift 2x; compare within a run.)
+# (1000000, 1)       61.7 ms    26.7 ms         21.8 ms              20.7 ms
+# (4096, 256)        38.2 ms    30.4 ms         15.8 ms              20.8 ms
+# (256, 4096)        38.9 ms    32.3 ms         20.5 ms              20.3 ms
+# (32, 32768)        38.8 ms    23.1 ms         16.9 ms              18.1 ms
+# jit(grad) through lxk.ScanTridiagonal: 1.0-1.2x its forward; naive scan Thomas
+# differentiated directly: 1.4-1.7x of that. Compile: 0.4-0.5 s pivoted, 0.25-0.4 s
+# pivoting=False, 0.5-0.75 s grad. (Absolute times drift 2x between runs on this
+# machine; compare within a run.)
 #
-# Conclusion: on this CPU ScanTridiagonal is currently 2-2.5x SLOWER than vmapped
-# lx.Tridiagonal (pivoting=False: 1.1-2x slower). Per scan step XLA:CPU runs several
-# thunks (~0.5 us each at batch 256), and for large batches the materialised factors
-# and band-major copies cost many more memory passes than LAPACK's in-cache gtsv.
+# Conclusion: on this CPU ScanTridiagonal is still 2-2.5x SLOWER than vmapped
+# lx.Tridiagonal pivoted, and 1.2-2x slower with pivoting=False (about even on the
+# single 1e6 system). It was 1.2-1.5x slower still before the factors were stored
+# shifted (no post-processing passes or concatenations) and reduced to the arrays A's
+# bands can't give. What limits it: (1) every full-size temporary is a fresh
+# allocation that is page-faulted on first touch in every call (glibc returns
+# allocations over 32 MB to the OS), which on this machine costs about as much as a
+# scan along the band; with `MALLOC_MMAP_THRESHOLD_` raised, pivoting=False runs at
+# 0.8-1.3x lx.Tridiagonal and an unpivoted two-scan Thomas at 1.1-2.1x, but pivoted
+# stays at 0.35-0.6x; (2) XLA:CPU runs each scan step as several thunks (one per
+# emitted array), so the init/compute split (three scans instead of two) and each
+# emitted factor (four with pivoting) cost per-step latency, which dominates the
+# single large system and the pivoted solves; (3) the band-major copies of the inputs
+# and the transposed solution, four or five full passes under vmap.
 #
 # Run as `python benchmarks/scan_tridiagonal.py [--repeat R] [--workloads N,B ...]`.
 # The functions `make_problem`, `make_solves`, `make_grads`, `time_it`,

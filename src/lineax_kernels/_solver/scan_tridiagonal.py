@@ -10,24 +10,35 @@ import lineax.internal as lxi
 from jaxtyping import Array, Bool, Inexact, PyTree
 
 
-# The LU factors of one n x n tridiagonal matrix, as computed by LAPACK's `?gttrf`:
-# `P A = L U` where
-# - `pivots` is the main diagonal of U (the pivots), shape (n,);
-# - `upper1` is the first superdiagonal of U, shape (n-1,);
-# - `upper2` is the second superdiagonal of U (the fill-in created by row swaps),
-#     padded with a trailing zero to shape (n-1,); `None` without pivoting;
-# - `multipliers` is the subdiagonal of the unit lower bidiagonal L, shape (n-1,);
-# - `swaps[i]` says whether rows i and i+1 were swapped at step i; `None` without
-#     pivoting.
+# The LU factors of one n x n tridiagonal matrix, as computed by LAPACK's `?gttrf`
+# (`P A = L U`), stored shifted by one along the band: entry `k` of each band array
+# describes elimination step `k - 1` (row `k - 1` of U and column `k - 1` of L), and
+# entry 0 is a dummy step (`rpivots = 1`, everything else zero or `False`) that lets
+# every scan run over exactly `n` steps and emit its result without concatenations.
+# - `rpivots` holds the reciprocals of the main diagonal of U (the pivots);
+# - `upper1` is the first superdiagonal of U (without pivoting, A's superdiagonal:
+#     `upper1[k] = A[k-1, k]`);
+# - `multipliers` is the subdiagonal of the unit lower bidiagonal L; `None` without
+#     pivoting, where it is `lower * rpivots` with `lower[k] = A[k, k-1]`, computed on
+#     the fly (`lower` is `None` with pivoting);
+# - `swaps` says whether rows `k - 1` and `k` were swapped; `None` without pivoting;
+# - `upper[k] = A[k, k+1]` (unshifted; `None` without pivoting): the second
+#     superdiagonal of U (the fill-in created by row swaps) is
+#     `where(swaps, upper, 0)`, computed on the fly;
+# - `rpivot_last` is the reciprocal of the last pivot (no band axis).
 # Each is one array along the band (no gathers: the permutation is stored as booleans
-# and applied with selects). Under `jax.vmap` every leaf of the state gets a leading
-# batch axis; inside the kernels below, further axes come after the band axis.
+# and applied with selects). Storing A's own bands instead of derived arrays where
+# possible saves memory traffic: the band-major copies of A exist anyway. Under
+# `jax.vmap` every leaf of the state gets a leading batch axis; inside the kernels
+# below, further axes come after the band axis.
 _Factors: TypeAlias = tuple[
     Inexact[Array, "n ..."],
-    Inexact[Array, "n-1 ..."],
-    Inexact[Array, "n-1 ..."] | None,
-    Inexact[Array, "n-1 ..."],
-    Bool[Array, "n-1 ..."] | None,
+    Inexact[Array, "n ..."],
+    Inexact[Array, "n ..."] | None,
+    Inexact[Array, "n ..."] | None,
+    Bool[Array, "n ..."] | None,
+    Inexact[Array, "n ..."] | None,
+    Inexact[Array, "..."],
 ]
 _ScanTridiagonalState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
 
@@ -46,77 +57,106 @@ def _abs1(x: Array) -> Array:
 # side may have different trailing axes (a factor of shape `(n,)` with a right-hand
 # side of shape `(n, batch)` reuses one factorisation for `batch` right-hand sides).
 #
+# On CPU the batched solves are bound by memory traffic, and above all by page faults
+# on freshly allocated temporaries (on the machine we measured, first-touching an
+# 8 MB temporary cost about as much as a whole scan along the band). So every scan
+# emits its results directly, no pass runs outside the scans (no post-processing, no
+# concatenations), and the state keeps A's own bands instead of derived arrays where
+# it can.
+#
 
 
-def _factor_kernel(
+def _sweep(step, carry, arrays, reverse: bool, unroll: int):
+    """A `lax.scan` along the band of each of `arrays`, `k = 0, ..., n - 1` (or back).
+    `step(carry, rows)` gets row `k` of each array (`None` for a `None` array: an
+    output only) and returns the new carry and one new row per array, or `None` to
+    leave that array alone. Returns the final carry and the arrays, with the new
+    rows in place of the old ones.
+
+    (Updating the arrays in place, with `lax.fori_loop` and `.at[k].set`, would save
+    memory, but XLA:CPU copies the whole array in every step when the same step also
+    reads it.)
+    """
+    written = []
+
+    def body(carry, rows):
+        carry, new = step(carry, rows)
+        written[:] = [v is not None for v in new]
+        return carry, tuple(v for v in new if v is not None)
+
+    carry, ys = lax.scan(body, carry, arrays, reverse=reverse, unroll=unroll)
+    ys = iter(ys)
+    return carry, tuple(next(ys) if w else a for a, w in zip(arrays, written))
+
+
+def _pad_band(
     diagonal: Inexact[Array, "n ..."],
     lower_diagonal: Inexact[Array, "n-1 ..."],
     upper_diagonal: Inexact[Array, "n-1 ..."],
     pivoting: bool,
+) -> tuple[Inexact[Array, "n ..."], Inexact[Array, "n ..."], Inexact[Array, "n ..."]]:
+    # `(lower, diagonal, upper)` with `lower[k] = A[k, k-1]` (`lower[0] = 0`), and
+    # `upper[k] = A[k, k+1]` with pivoting, else `upper[k] = A[k-1, k]`.
+    zero = jnp.zeros((1,) + diagonal.shape[1:], diagonal.dtype)
+    lower = jnp.concatenate([zero, lower_diagonal])
+    if pivoting:
+        upper = jnp.concatenate([upper_diagonal, zero])
+    else:
+        upper = jnp.concatenate([zero, upper_diagonal])
+    return lower, diagonal, upper
+
+
+def _factor_kernel(
+    lower: Inexact[Array, "n ..."],
+    diagonal: Inexact[Array, "n ..."],
+    upper: Inexact[Array, "n ..."],
+    pivoting: bool,
     unroll: int,
 ) -> _Factors:
-    """Gaussian elimination along the band (LAPACK `?gttrf`).
+    """Gaussian elimination along the band (LAPACK `?gttrf`), on the padded bands of
+    `_pad_band`.
 
-    Step `i` holds the active row `i` (entries `a` in column `i` and `b` in column
-    `i+1`; everything left of column `i` has been eliminated) and meets row `i+1` of
-    $A$: `(l, d, u)` in columns `i, i+1, i+2`. With pivoting, if `|l| > |a|` the two
-    rows are swapped first, which puts `u` into row `i` of U (the fill-in `upper2`).
-    Then row `i+1` minus `m` times row `i` becomes the next active row. A zero pivot
-    gives `m = 0/0 = NaN` (or a zero final pivot, and a division by zero when
-    solving), which propagates to the solution.
+    Step `k` holds the active row `k - 1` (entries `a` in column `k - 1` and `b` in
+    column `k`; everything left of column `k - 1` has been eliminated) and meets row
+    `k` of $A$: `(l, d, u)` in columns `k - 1, k, k + 1`. With pivoting, if
+    `|l| > |a|` the two rows are swapped first, which puts `u` into row `k - 1` of U
+    (the fill-in). Then row `k` minus `m` times row `k - 1` becomes the next active
+    row. Step 0 starts from the dummy active row `(1, 0)` and `l = 0`, so it records
+    a dummy step and makes row 0 of $A$ the active row. A zero pivot gives an
+    infinite reciprocal (and `m = 0 * inf = NaN`), which propagates to the solution.
 
-    Only the active rows form a recurrence, so the `lax.scan` carries and records just
-    those; everything else (swaps, multipliers, rows of U) is then computed for all
-    steps at once, with the same operations on the same values as inside the scan.
     """
-    n = diagonal.shape[0]
-    if n == 1:
-        empty = lower_diagonal
-        if pivoting:
-            return diagonal, empty, empty, empty, jnp.zeros(empty.shape, jnp.bool_)
-        return diagonal, empty, None, empty, None
-    d_next = diagonal[1:]
+    one = jnp.ones(diagonal.shape[1:], diagonal.dtype)
+    zero = jnp.zeros(diagonal.shape[1:], diagonal.dtype)
     if pivoting:
-        # The entry in column i+2 of row i+1, zero-padded at the bottom.
-        u_next = jnp.concatenate(
-            [upper_diagonal[1:], jnp.zeros_like(upper_diagonal[:1])]
-        )
 
-        def step(carry, x):
-            a, b = carry[0], carry[1]
-            l, d, u = x
+        def step(carry, rows):
+            a, b = carry
+            l, d, u, _, _ = rows
             swap = _abs1(l) > _abs1(a)
-            m = jnp.where(swap, a, l) / jnp.where(swap, l, a)
-            next_a = jnp.where(swap, b - m * d, d - m * b)
+            rpivot = 1 / jnp.where(swap, l, a)
+            m = jnp.where(swap, a, l) * rpivot
+            u1 = jnp.where(swap, d, b)
+            next_a = jnp.where(swap, b, d) - m * u1
             next_b = jnp.where(swap, -m * u, u)
-            carry = jnp.stack([next_a, next_b])
-            return carry, carry
+            return (next_a, next_b), (m, rpivot, None, u1, swap)
 
-        init = jnp.stack([diagonal[0], upper_diagonal[0]])
-        xs = (lower_diagonal, d_next, u_next)
-        _, rows = lax.scan(step, init, xs, unroll=unroll)
-        a = jnp.concatenate([diagonal[:1], rows[:-1, 0]])
-        b = jnp.concatenate([upper_diagonal[:1], rows[:-1, 1]])
-        last = rows[-1:, 0]
-        swaps = _abs1(lower_diagonal) > _abs1(a)
-        pivots = jnp.where(swaps, lower_diagonal, a)
-        m = jnp.where(swaps, a, lower_diagonal) / pivots
-        upper1 = jnp.where(swaps, d_next, b)
-        upper2 = jnp.where(swaps, u_next, 0)
-        return jnp.concatenate([pivots, last]), upper1, upper2, m, swaps
+        arrays = (lower, diagonal, upper, None, None)
+        (a, _), (m, rpivots, _, upper1, swaps) = _sweep(
+            step, (one, zero), arrays, False, unroll
+        )
+        return rpivots, upper1, m, None, swaps, upper, 1 / a
     else:
-        # Thomas algorithm: no swaps, so U's superdiagonal is A's.
+        # Thomas algorithm: no swaps, so U's superdiagonal is A's, and only the
+        # pivots need storing. Here `u = A[k-1, k]` is the active row's `b`.
 
-        def step(a, x):
-            l, d, b = x
-            next_a = d - (l / a) * b
-            return next_a, next_a
+        def step(a, rows):
+            l, d, u = rows
+            rpivot = 1 / a
+            return d - (l * rpivot) * u, (None, rpivot, None)
 
-        xs = (lower_diagonal, d_next, upper_diagonal)
-        _, a = lax.scan(step, diagonal[0], xs, unroll=unroll)
-        pivots = jnp.concatenate([diagonal[:1], a])
-        m = lower_diagonal / pivots[:-1]
-        return pivots, upper_diagonal, None, m, None
+        a, (_, rpivots, _) = _sweep(step, one, (lower, diagonal, upper), False, unroll)
+        return rpivots, upper, None, lower, None, None, 1 / a
 
 
 def _expand(x: Array, ndim: int) -> Array:
@@ -132,119 +172,113 @@ def _solve_kernel(
     `_factor_kernel` (LAPACK `?gtts2`). `A = P^T L U`, so `A x = b` is `L y = P b`
     (forward, the swaps interleaved with the elimination steps), then `U x = y`
     (backward); and `A^T x = b` is `U^T z = b` (forward), then `L^T P x = z`
-    (backward). Each is one `lax.scan`; as in `_factor_kernel`, the `L` scans carry
-    and record only the running value and the rest is done afterwards for all steps
-    at once.
+    (backward). Each is one scan of `n` steps. As the factors are shifted by one (see
+    `_Factors`), the forward scans emit their results shifted by one too (row 0 a
+    dummy, the last value left in the carry), which is exactly what the backward
+    scans read; the backward scans emit the solution unshifted.
     """
-    n = vector.shape[0]
     ndim = max(vector.ndim, factors[0].ndim)
-    pivots, upper1, upper2, m, swaps = (
-        None if x is None else _expand(x, ndim) for x in factors
+    rpivots, upper1, m, lower, swaps, upper = (
+        None if x is None else _expand(x, ndim) for x in factors[:6]
     )
+    rpivot_last = _expand(factors[6], ndim - 1)
+    # The carries have the shape of one row of the solution.
+    row_shape = jnp.broadcast_shapes(rpivots.shape[1:], vector.shape[1:])
+    dtype = jnp.result_type(rpivots, vector)
     b = _expand(vector, ndim)
-    # The carry has the shape of one row of the solution.
-    row_shape = jnp.broadcast_shapes(pivots.shape[1:], b.shape[1:])
-    row = lambda x: jnp.broadcast_to(x, row_shape)
-    if n == 1:
-        return row(b[0] / pivots[0])[None]
+    zero = jnp.zeros(row_shape, dtype)
+    pivoting = swaps is not None
 
     if not transpose:
-        # L y = P b. The running value c_i is row i of P_i ... P_1 b minus what has
-        # been eliminated from it so far.
-        if swaps is None:
+        # L y = P b, LAPACK's loop with the running value c = row k - 1 of
+        # P_{k-1} ... P_0 b minus what has been eliminated from it so far. Step k
+        # writes y_{k-1}.
+        if pivoting:
 
-            def forward(c, x):
-                b_i, m_i = x
-                c = b_i - m_i * c
-                return c, c
+            def forward(c, rows):
+                b_k, m_k, swap = rows
+                y = jnp.where(swap, b_k, c)
+                return jnp.where(swap, c, b_k) - m_k * y, (y, None, None)
 
-            _, c = lax.scan(forward, row(b[0]), (b[1:], m), unroll=unroll)
-            y = jnp.concatenate([row(b[0])[None], c])
+            c, (y, _, _) = _sweep(forward, zero, (b, m, swaps), False, unroll)
         else:
 
-            def forward(c, x):
-                b_i, m_i, swap = x
-                c = jnp.where(swap, c - m_i * b_i, b_i - m_i * c)
-                return c, c
+            def forward(c, rows):
+                b_k, l_k, r = rows
+                return b_k - (l_k * r) * c, (c, None, None)
 
-            _, c = lax.scan(forward, row(b[0]), (b[1:], m, swaps), unroll=unroll)
-            c = jnp.concatenate([row(b[0])[None], c])
-            y = jnp.concatenate([jnp.where(swaps, b[1:], c[:-1]), c[-1:]])
+            c, (y, _, _) = _sweep(forward, zero, (b, lower, rpivots), False, unroll)
 
-        # U x = y: x_i = (y_i - U1_i x_{i+1} - U2_i x_{i+2}) / U0_i.
-        x_last = y[-1] / pivots[-1]
-        xs = (y[:-1], pivots[:-1], upper1)
-        if upper2 is None:
+        # U x = y: step k has x_k and x_{k+1}, writes x_k and computes
+        # x_{k-1} = (y_{k-1} - U1_{k-1} x_k - U2_{k-1} x_{k+1}) / U0_{k-1}.
+        x_last = c * rpivot_last
+        if pivoting:
 
-            def backward(x1, x):
-                y_i, u0, u1 = x
-                x_i = (y_i - u1 * x1) / u0
-                return x_i, x_i
-
-            _, x = lax.scan(backward, x_last, xs, reverse=True, unroll=unroll)
-        else:
-
-            def backward(carry, x):
+            def backward(carry, rows):
                 x1, x2 = carry
-                y_i, u0, u1, u2 = x
-                x_i = (y_i - u1 * x1 - u2 * x2) / u0
-                return (x_i, x1), x_i
+                y_k, r, u1, swap, u = rows
+                u2 = jnp.where(swap, u, 0)
+                x0 = (y_k - u1 * x1 - u2 * x2) * r
+                return (x0, x1), (x1, None, None, None, None)
 
-            init = (x_last, jnp.zeros_like(x_last))
-            xs = xs + (upper2,)
-            _, x = lax.scan(backward, init, xs, reverse=True, unroll=unroll)
-        return jnp.concatenate([x, x_last[None]])
+            arrays = (y, rpivots, upper1, swaps, upper)
+            _, (x, *_) = _sweep(backward, (x_last, zero), arrays, True, unroll)
+        else:
+
+            def backward(x1, rows):
+                y_k, r, u1 = rows
+                return (y_k - u1 * x1) * r, (x1, None, None)
+
+            arrays = (y, rpivots, upper1)
+            _, (x, _, _) = _sweep(backward, x_last, arrays, True, unroll)
+        return x
     else:
-        # U^T z = b: z_i = (b_i - U1_{i-1} z_{i-1} - U2_{i-2} z_{i-2}) / U0_i.
-        z_first = row(b[0] / pivots[0])
-        xs = (b[1:], pivots[1:], upper1)
-        if upper2 is None:
+        # U^T z = b, column by column: step k computes z_{k-1} from b_{k-1} (kept
+        # in the carry) minus the contributions `s1` of z_{k-2} and z_{k-3}, then
+        # passes U1_{k-1} z_{k-1} and U2_{k-1} z_{k-1} on to rows k and k+1.
+        if pivoting:
 
-            def forward(z1, x):
-                b_i, u0, u1 = x
-                z_i = (b_i - u1 * z1) / u0
-                return z_i, z_i
+            def forward(carry, rows):
+                b_prev, s1, s2 = carry
+                b_k, r, u1, swap, u = rows
+                z = (b_prev - s1) * r
+                u2 = jnp.where(swap, u, 0)
+                b_k = jnp.broadcast_to(b_k, row_shape)
+                return (b_k, s2 + u1 * z, u2 * z), (z, None, None, None, None)
 
-            _, z = lax.scan(forward, z_first, xs, unroll=unroll)
+            arrays = (b, rpivots, upper1, swaps, upper)
+            carry, (z, *_) = _sweep(forward, (zero,) * 3, arrays, False, unroll)
         else:
 
-            def forward(carry, x):
-                z1, z2 = carry
-                b_i, u0, u1, u2 = x
-                z_i = (b_i - u1 * z1 - u2 * z2) / u0
-                return (z_i, z1), z_i
+            def forward(carry, rows):
+                b_prev, s1 = carry
+                b_k, r, u1 = rows
+                z = (b_prev - s1) * r
+                return (jnp.broadcast_to(b_k, row_shape), u1 * z), (z, None, None)
 
-            upper2_shifted = jnp.concatenate([jnp.zeros_like(upper2[:1]), upper2[:-1]])
-            init = (z_first, jnp.zeros_like(z_first))
-            xs = xs + (upper2_shifted,)
-            _, z = lax.scan(forward, init, xs, unroll=unroll)
-        z = jnp.concatenate([z_first[None], z])
+            arrays = (b, rpivots, upper1)
+            carry, (z, _, _) = _sweep(forward, (zero,) * 2, arrays, False, unroll)
+        z_last = (carry[0] - carry[1]) * rpivot_last
 
-        # L^T P x = z: undo the elimination steps (and swaps) last to first. The
-        # running value c is the current value at position i+1, final once step i
-        # is done.
-        if swaps is None:
+        # L^T P x = z: LAPACK undoes the elimination steps (and swaps) last to first,
+        # with the running value c the current value at position k; position k is
+        # final once step k is done.
+        if pivoting:
 
-            def backward(c, x):
-                z_i, m_i = x
-                c = z_i - m_i * c
-                return c, c
+            def backward(c, rows):
+                z_k, m_k, swap = rows
+                e = z_k - m_k * c
+                return jnp.where(swap, c, e), (jnp.where(swap, e, c), None, None)
 
-            _, x = lax.scan(backward, z[-1], (z[:-1], m), reverse=True, unroll=unroll)
-            return jnp.concatenate([x, z[-1:]])
+            _, (x, _, _) = _sweep(backward, z_last, (z, m, swaps), True, unroll)
         else:
 
-            def backward(c, x):
-                z_i, m_i, swap = x
-                c = jnp.where(swap, c, z_i - m_i * c)
-                return c, c
+            def backward(c, rows):
+                z_k, l_k, r = rows
+                return z_k - (l_k * r) * c, (c, None, None)
 
-            xs = (z[:-1], m, swaps)
-            _, c = lax.scan(backward, z[-1], xs, reverse=True, unroll=unroll)
-            # c[i] is the running value after step i, so before step i it is c[i+1].
-            c_before = jnp.concatenate([c[1:], z[-1:]])
-            x = jnp.where(swaps, z[:-1] - m * c_before, c_before)
-            return jnp.concatenate([c[:1], x])
+            _, (x, _, _) = _sweep(backward, z_last, (z, lower, rpivots), True, unroll)
+        return x
 
 
 #
@@ -256,13 +290,14 @@ def _solve_kernel(
 
 
 def _band_major(x, batched):
+    # (A 1-D batched leaf, `rpivot_last`, is its own band-major form.)
     return None if x is None else (jnp.moveaxis(x, 0, -1) if batched else x)
 
 
 def _batch_major(x, axis_size):
     if x is None:
         return None
-    x = jnp.broadcast_to(x, x.shape[:1] + (axis_size,))
+    x = jnp.broadcast_to(x, x.shape[:-1] + (axis_size,))
     return jnp.moveaxis(x, -1, 0)
 
 
@@ -270,9 +305,8 @@ def _batch_major(x, axis_size):
 def _make_factor(pivoting: bool, unroll: int):
     @jax.custom_batching.custom_vmap
     def factor(diagonal, lower_diagonal, upper_diagonal):
-        return _factor_kernel(
-            diagonal, lower_diagonal, upper_diagonal, pivoting, unroll
-        )
+        rows = _pad_band(diagonal, lower_diagonal, upper_diagonal, pivoting)
+        return _factor_kernel(*rows, pivoting, unroll)
 
     @factor.def_vmap
     def factor_vmap(axis_size, in_batched, diagonal, lower_diagonal, upper_diagonal):
@@ -280,10 +314,11 @@ def _make_factor(pivoting: bool, unroll: int):
             jnp.broadcast_to(_band_major(x, b), x.shape[-1:] + (axis_size,))
             for x, b in zip((diagonal, lower_diagonal, upper_diagonal), in_batched)
         ]
-        # Materialise the band-major copies once: otherwise XLA fuses the transposes
-        # into every consumer, each then reading with a stride of `n`.
-        diagonals = lax.optimization_barrier(diagonals)
-        factors = _factor_kernel(*diagonals, pivoting, unroll)
+        # Materialise the padded band-major copies once (one fused pass each):
+        # otherwise XLA may fuse the transposes into the scan, which then reads with
+        # a stride of `n`.
+        rows = lax.optimization_barrier(_pad_band(*diagonals, pivoting))
+        factors = _factor_kernel(*rows, pivoting, unroll)
         factors = tuple(_batch_major(x, axis_size) for x in factors)
         return factors, jax.tree.map(lambda _: True, factors)
 
@@ -322,9 +357,10 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
 
     Under `jax.vmap` (over the operator, the right-hand side, or both) the scans run
     along the band and carry the whole batch, each step updating one vector across all
-    systems. This is several times faster on CPU than [`lineax.Tridiagonal`][], which
-    calls LAPACK once per system. A single large system (no `vmap`) is a scan with a
-    scalar carry, bound by per-step latency.
+    systems. A single large system (no `vmap`) is a scan with a scalar carry, bound by
+    per-step latency. On CPU this is currently slower than [`lineax.Tridiagonal`][]
+    (which calls LAPACK once per system), except `pivoting=False` on a single large
+    system, which is about as fast; see `benchmarks/scan_tridiagonal.py`.
 
     This solver can only handle square nonsingular tridiagonal operators. An exactly
     zero pivot (after pivoting) produces a non-finite solution, so that
@@ -379,6 +415,9 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
     # 3. Row swaps are stored as booleans and applied with selects, not gathers.
     # 4. A zero pivot is not reported by an `info` code: it gives inf/NaN, which
     #     `lx.linear_solve` turns into `RESULTS.singular`.
+    # 5. The reciprocals of the pivots are stored, and the substitutions multiply by
+    #     them instead of dividing, so results may differ from LAPACK's in the last
+    #     bits.
     def compute(
         self,
         state: _ScanTridiagonalState,
@@ -408,13 +447,17 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
         # P A = L U  =>  P conj(A) = conj(L) conj(U), and `?gttrf` pivots on
         # |Re| + |Im|, which conjugation leaves alone: conjugate the factors, keep the
         # swaps and the transpose flag.
-        (pivots, upper1, upper2, m, swaps), packed_structures, transpose = state
+        factors, packed_structures, transpose = state
+        rpivots, upper1, m, lower, swaps, upper, rpivot_last = factors
+        conj = lambda x: None if x is None else x.conj()
         conj_factors = (
-            pivots.conj(),
+            rpivots.conj(),
             upper1.conj(),
-            None if upper2 is None else upper2.conj(),
-            m.conj(),
+            conj(m),
+            conj(lower),
             swaps,
+            conj(upper),
+            rpivot_last.conj(),
         )
         return (conj_factors, packed_structures, transpose), options
 
