@@ -50,8 +50,13 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     !!! info
 
         Tagged operators keep Lineax's structured solvers: they do less work than an
-        LU factorisation. `UnrolledSmallLU` and `ScanTridiagonal` need a nonsingular
-        operator, so neither is used when `well_posed=False`.
+        LU factorisation. Tridiagonal operators go to `ScanTridiagonal` so that they
+        are pivoted the same way on every backend (`lax.linalg.tridiagonal_solve`,
+        behind `lineax.Tridiagonal`, pivots only on CPU); on a CPU
+        `lineax.Tridiagonal` is currently faster (see `benchmarks/`), so use
+        `solver=lx.Tridiagonal()` directly there if speed matters more than
+        backend-independent pivoting. `UnrolledSmallLU` and `ScanTridiagonal` need
+        a nonsingular operator, so neither is used when `well_posed=False`.
     """
 
     well_posed: bool | None = None
