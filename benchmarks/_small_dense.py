@@ -20,7 +20,7 @@ def _make_case(size, dtype) -> Case:
     methods = [
         Method(
             "lxk.UnrolledSmallLU",
-            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 6))),
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 8))),
             args,
             lxk=True,
         ),

@@ -11,48 +11,47 @@
 # <= 1000 eps cond) before anything is timed; times are the min over 5 round-robin
 # samples. A "floor" row reads A and b and writes an x-sized result.
 #
-# Typical output (2 vCPU Intel Xeon shared with other jobs, load ~3; CPU-only jax
-# 0.10.2, lineax 0.1.1, numpy 2.4; float64; ns per system, compile s in brackets;
-# default run 2 min 10 s):
+# Typical output (2 vCPU Intel Xeon, AVX-512, otherwise idle; CPU-only jax 0.10.2,
+# lineax 0.1.1, numpy 2.4; float64; ns per system, compile s in brackets; default run
+# about 2 minutes), with the shipped kernel materialising each step from d = 5:
 #
 #  d  N        lxk              jnp.linalg.solve  vmap lx.LU   numpy   floor  speed-up
-#  1  3999744     4.5 (0.2 s)   138 (0.9 s)        92 (0.5 s)    52      4.5   11.7x
-#  2   999424    11.7 (0.2 s)   204 (0.5 s)       212 (0.5 s)    99      2.4    8.4x
-#  3   444416    59   (0.4 s)   311 (0.5 s)       309 (0.5 s)   153      5.2    2.6x
-#  4   249856   160   (0.7 s)   401 (0.5 s)       400 (0.4 s)   225      8.9    1.4x
-#  4    65536    84   (0.7 s)   315 (0.4 s)       318 (0.4 s)   235      6.0    2.8x
-#  6   110592  1225   (2.6 s)   722 (0.5 s)       756 (0.5 s)   404     21      0.33x
-#  8    63488  3698   (6.7 s)  1154 (0.5 s)      1231 (0.5 s)   607     36      0.16x
+#  1  3999744     2.6 (0.1 s)   153 (0.8 s)        93 (1.1 s)    52      3.0   19.5x
+#  2   999424     8.8 (0.1 s)   191 (0.5 s)       184 (0.5 s)    98      1.8   11.1x
+#  3   444416    38.6 (0.2 s)   271 (0.4 s)       272 (0.3 s)   154      3.5    4.0x
+#  4   249856   123   (0.4 s)   327 (0.3 s)       336 (0.3 s)   212      6.2    1.7x
+#  4    65536    37.5 (0.4 s)   293 (0.2 s)       293 (0.2 s)   215      4.3    5.7x
+#  6   110592   395   (1.4 s)   600 (0.3 s)       516 (0.3 s)   400     10.8    1.0x
+#  8    63488  1437   (2.9 s)   722 (0.4 s)       757 (0.5 s)   578     20.6    0.40x
 #  one operator, 1e5 right-hand sides, ns per right-hand side:
-#  4              9.3 (0.5 s)   158               140            85             9.1x
-#  8           1176   (8.4 s)   158               157           171             0.13x
+#  4              5.1 (0.5 s)    14.4              14.1          44.9           2.7x
+#  8             54.9 (2.6 s)    37.2              33.2          85.2           0.60x
 #
 #  alternatives (ns/system, compile s)   d = 4, N = 249856   d = 8, N = 63488
-#  straight-line (shipped)                 264 (0.6 s)        7565 (8.5 s)
-#  shipped, lax.map chunks of 2048         490 (1.0 s)        3785 (8.6 s)
-#  fused [A|b] straight-line               361 (0.7 s)        7497 (11.3 s)
-#  fused + per-step materialise            177 (0.9 s)        5259 (7.8 s)
-#  per-step array (m,d,C)                  922 (1.3 s)        8144 (4.6 s)
-#  jnp.linalg.solve                        508 (0.6 s)        1459 (1.1 s)
+#  straight-line (shipped)                  98 (0.4 s)        1436 (2.4 s)
+#  shipped, lax.map chunks of 2048         322 (0.6 s)        1000 (2.8 s)
+#  fused [A|b] straight-line               147 (0.5 s)        2154 (3.7 s)
+#  fused + per-step materialise             79 (0.5 s)        1182 (2.8 s)
+#  per-step array (m,d,C)                  327 (0.5 s)        2776 (1.5 s)
+#  jnp.linalg.solve                        358 (0.3 s)         841 (0.3 s)
 #
 # (speed-up: the best of jnp / lx.LU / numpy over lxk. Absolute times drift up to 2x
-# between runs on this machine -- an earlier run gave lxk 297 ns at d = 4 and 4.2-5.4
-# us at d = 8 -- so compare within one run. Errors: all <= 6e-13 in float64. float32
-# was not measured for this header; run --dtype both.)
+# between runs on this shared machine, so compare within one run. Errors: all <= 5e-13
+# in float64. Before per-step materialisation the shipped kernel took 3.7-7.6 us and
+# 7-15 s to compile at d = 8, and 1.2 us per right-hand side in the batched-RHS case,
+# where XLA had fused the whole factorisation into the loop over right-hand sides.)
 #
-# Conclusion: the straight-line solver wins clearly for d <= 3 (2.6-12x over the best
-# of LAPACK via jnp/lx.LU and NumPy, which is itself 1.5-2x faster than jnp here) and
-# for one operator with many right-hand sides at d = 4 (9x). At d = 4 it wins while
-# the batch fits in cache (2.8x at N = 65536) but only 1.4x, or even loses to NumPy
-# (0.7x in one run), at N = 250k, since its dozens of fused loops re-read full-batch
-# arrays from memory. From d = 6 it loses 3-8x to NumPy and 2-4x to jnp, and compiles
-# in 3-10 s. None of the alternatives changes that at d = 8: chunking gives 1.2-2x over
-# the shipped kernel there (still 2.5x slower than jnp.linalg.solve) and costs ~2x at
-# d = 4; per-step materialisation gives 1.2-1.5x over the shipped kernel at both sizes
-# (1.4-2x over the same fused code without it); the per-step array formulation
-# compiles fastest at d = 8 but runs slowest. So the design stands:
-# straight-line code for small d with max_size=6, LAPACK (lx.LU) above. Materialising
-# per step is the one cheap improvement worth porting for d = 4.
+# Conclusion: the straight-line solver wins clearly for d <= 4 (4-20x over the best of
+# LAPACK via jnp/lx.LU and NumPy, which is itself 1.5-2x faster than jnp here; 2.7x
+# for one operator with many right-hand sides at d = 4), as long as the batch fits in
+# cache: at d = 4 it is 5.7x at N = 65536 but 1.7x at N = 250k, since its fused loops
+# re-read full-batch arrays from memory. At d = 6 it is even with NumPy at N = 110k
+# (2.7x at N = 28k in `python -m benchmarks`), and at d = 8 it loses 2.5x at N = 63k
+# (wins 1.25x at N = 16k). Of the alternatives, chunking with lax.map helps at d = 8
+# (1.4x) but costs 3x at d = 4; through lineax, where init and compute are chunked
+# separately, it helped nowhere, so it is not shipped. The per-step array formulation
+# compiles fastest at d = 8 and runs slowest. So: straight-line code, materialised
+# per step from d = 5, max_size=8, and SmallAuto using it up to d = 6.
 #
 # Run as `python benchmarks/unrolled_small_lu.py [--full] [--dtype float32|float64|both]
 # [--repeat R]`. (A rolled fori_loop formulation was also prototyped but gave wrong

@@ -56,12 +56,20 @@ def test_special_matrices_against_lapack(d):
     eps = np.finfo(np.float64).eps
     x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
     for name, a, b, xi, xl in zip(names, matrices, vectors, x, x_lapack):
-        # Backward error, relative to machine epsilon: partial pivoting keeps it at
-        # a modest multiple of d * eps, like LAPACK's.
+        # Backward error, relative to machine epsilon. Normwise, partial pivoting
+        # keeps it at a small multiple of d * eps; componentwise it can be larger
+        # (rows scaled by 1e+-150), so there it must match LAPACK's own.
         residual = np.abs(a @ xi - b)
-        bound = np.abs(a) @ np.abs(xi) + np.abs(b)
-        backward = np.max(residual / np.where(bound == 0, 1, bound))
-        assert backward <= 8 * d * eps, (name, backward)
+        normwise = np.max(residual) / (
+            np.max(np.abs(a).sum(axis=1)) * np.max(np.abs(xi)) + np.max(np.abs(b))
+        )
+        assert normwise <= 8 * d * eps, (name, normwise)
+
+        def componentwise(x):
+            bound = np.abs(a) @ np.abs(x) + np.abs(b)
+            return np.max(np.abs(a @ x - b) / np.where(bound == 0, 1, bound))
+
+        assert componentwise(xi) <= max(8 * d * eps, 4 * componentwise(xl)), name
         # Forward error: within the condition-number bound, like LAPACK's own.
         err = np.max(np.abs(xi - x_true[names.index(name)]))
         err_lapack = np.max(np.abs(xl - x_true[names.index(name)]))

@@ -60,7 +60,7 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     """
 
     well_posed: bool | None = None
-    max_size: int = 4
+    max_size: int = 6
     fallback: lx.AbstractLinearSolver | None = None
 
     def __check_init__(self):
@@ -159,10 +159,10 @@ SmallAuto.__init__.__doc__ = """**Arguments:**
     operators; `False` handles rank-deficient operators, and so always uses
     `fallback`.
 - `max_size`: the largest square operator sent to
-    [`lineax_kernels.UnrolledSmallLU`][] (default 4: on a CPU the unrolled kernel is
-    clearly faster than LAPACK up to size 4, about even at 6, and slower from 8;
-    see `benchmarks/`). Its generated code, and compile time, grow like
-    `max_size**3`.
+    [`lineax_kernels.UnrolledSmallLU`][] (default 6, its own limit: on a CPU the
+    unrolled kernel beats LAPACK up to there, e.g. 2-3x per Newton solve of 4096
+    systems of size 4-6; see `benchmarks/`). Its generated code, and compile time,
+    grow like `max_size**3`.
 - `fallback`: the solver for every operator not handled above. Defaults to
     `lineax.AutoLinearSolver(well_posed=well_posed)`.
 """

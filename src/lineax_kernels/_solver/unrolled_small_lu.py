@@ -233,14 +233,16 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
 
     !!! warning
 
-        The generated program grows like `size**3`, and XLA's compile time and
-        run time grow faster than that: on a CPU the unrolled code stops beating
-        LAPACK at about size 6 and takes seconds to compile at size 8 (see
-        `benchmarks/`). Hence `max_size=6` by default. [`lineax_kernels.SmallAuto`][]
-        uses this solver only where it is fastest.
+        The generated program grows like `size**3`, and so does XLA's compile time:
+        about 0.5 s at size 4, 1.5 s at 6, 2 s at 8, 6 s at 12 and 15 s at 16 on a
+        CPU. Run time: the unrolled code beats LAPACK by about 25x at size 2, 5x at
+        4 and 3x at 6 for batches that fit in cache (less for very large batches),
+        and is about even with it at size 8 (see `benchmarks/`). Hence
+        `max_size=8` by default, and [`lineax_kernels.SmallAuto`][] uses it up to
+        size 6.
     """
 
-    max_size: int = 6
+    max_size: int = 8
 
     def __check_init__(self):
         if isinstance(self.max_size, int) and self.max_size < 1:
@@ -312,7 +314,7 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
 
 UnrolledSmallLU.__init__.__doc__ = """**Arguments:**
 
-- `max_size`: the largest operator size accepted (default 6). Above it `init`
-    raises a `ValueError`; use [`lineax.LU`][] there. Raising it works, but compile
-    time grows steeply: about 5-15 s at size 8 and minutes at size 12 on a CPU.
+- `max_size`: the largest operator size accepted (default 8). Above it `init`
+    raises a `ValueError`; use [`lineax.LU`][] there. Raising it works, at the
+    compile times above.
 """
