@@ -9,6 +9,8 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Bool, Inexact, PyTree
 
+from .._misc import abs1
+
 
 # The LU factors of one n x n tridiagonal matrix, as computed by LAPACK's `?gttrf`
 # (`P A = L U`), stored shifted by one along the band: entry `k` of each band array
@@ -41,13 +43,6 @@ _Factors: TypeAlias = tuple[
     Inexact[Array, "..."],
 ]
 _ScanTridiagonalState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
-
-
-def _abs1(x: Array) -> Array:
-    # LAPACK's `cabs1`: |Re x| + |Im x|, the cheap magnitude `?gttrf` pivots on.
-    if jnp.iscomplexobj(x):
-        return jnp.abs(x.real) + jnp.abs(x.imag)
-    return jnp.abs(x)
 
 
 #
@@ -133,7 +128,7 @@ def _factor_kernel(
         def step(carry, rows):
             a, b = carry
             l, d, u, _, _ = rows
-            swap = _abs1(l) > _abs1(a)
+            swap = abs1(l) > abs1(a)
             rpivot = 1 / jnp.where(swap, l, a)
             m = jnp.where(swap, a, l) * rpivot
             u1 = jnp.where(swap, d, b)

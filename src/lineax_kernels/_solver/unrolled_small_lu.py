@@ -8,6 +8,8 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Inexact, Int, PyTree
 
+from .._misc import abs1
+
 
 # The LU factors of one d x d matrix, kept entry by entry rather than as one array: a
 # tuple of d*d scalars (row-major, unit lower triangle below the diagonal, upper
@@ -20,13 +22,6 @@ _Factors: TypeAlias = tuple[
     tuple[Int[Array, "..."], ...],
 ]
 _UnrolledSmallLUState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
-
-
-def _abs1(x):
-    # LAPACK's `cabs1`: |Re x| + |Im x|, a cheap norm for choosing pivots.
-    if jnp.iscomplexobj(x):
-        return jnp.abs(x.real) + jnp.abs(x.imag)
-    return jnp.abs(x)
 
 
 def _select(which: Array, *cases: Array) -> Array:
@@ -82,10 +77,10 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
     perm = [jnp.array(i, jnp.int32) for i in range(d)]
     for k in range(d - 1):
         # Pivot search over column k.
-        best = _abs1(a[k][k])
+        best = abs1(a[k][k])
         which = jnp.zeros(jnp.shape(best), jnp.int32)
         for r in range(k + 1, d):
-            mag = _abs1(a[r][k])
+            mag = abs1(a[r][k])
             better = mag > best
             best = jnp.where(better, mag, best)
             which = jnp.where(better, jnp.int32(r - k), which)

@@ -1,0 +1,10 @@
+import jax.numpy as jnp
+from jaxtyping import Array
+
+
+def abs1(x: Array) -> Array:
+    """LAPACK's `cabs1`, $|\\mathrm{Re}\\, x| + |\\mathrm{Im}\\, x|$: the cheap
+    magnitude that LAPACK's `?getrf` and `?gttrf` choose pivots by."""
+    if jnp.iscomplexobj(x):
+        return jnp.abs(x.real) + jnp.abs(x.imag)
+    return jnp.abs(x)
