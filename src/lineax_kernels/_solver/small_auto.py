@@ -4,6 +4,7 @@ import equinox.internal as eqxi
 import lineax as lx
 from jaxtyping import Array, PyTree
 
+from .. import _native
 from .scan_tridiagonal import ScanTridiagonal
 from .unrolled_small_lu import UnrolledSmallLU
 
@@ -60,14 +61,16 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     """
 
     well_posed: bool | None = None
-    max_size: int = 6
+    max_size: int = 16
     fallback: lx.AbstractLinearSolver | None = None
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if self.well_posed not in (True, False, None):
             raise ValueError(f"Invalid value `well_posed={self.well_posed}`.")
         if isinstance(self.max_size, int) and self.max_size < 1:
             raise ValueError("`SmallAuto(max_size=...)` must be at least 1.")
+        _native.check_backend(self.backend)
 
     def _fallback(self) -> lx.AbstractLinearSolver:
         if self.fallback is None:
@@ -78,7 +81,7 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         if token == "tridiagonal":
             return ScanTridiagonal()
         elif token == "small_lu":
-            return UnrolledSmallLU(max_size=self.max_size)
+            return UnrolledSmallLU(max_size=self.max_size, backend=self.backend)
         else:
             return self._fallback()
 
@@ -159,10 +162,10 @@ SmallAuto.__init__.__doc__ = """**Arguments:**
     operators; `False` handles rank-deficient operators, and so always uses
     `fallback`.
 - `max_size`: the largest square operator sent to
-    [`lineax_kernels.UnrolledSmallLU`][] (default 6, its own limit: on a CPU the
-    unrolled kernel beats LAPACK up to there, e.g. 2-3x per Newton solve of 4096
-    systems of size 4-6; see `benchmarks/`). Its generated code, and compile time,
-    grow like `max_size**3`.
+    [`lineax_kernels.UnrolledSmallLU`][] (default 16, its own limit: on a CPU its
+    native kernel beats LAPACK up to there; see `benchmarks/`).
 - `fallback`: the solver for every operator not handled above. Defaults to
     `lineax.AutoLinearSolver(well_posed=well_posed)`.
+- `backend`: passed to the solvers of this library that it dispatches to (see
+    [`lineax_kernels.UnrolledSmallLU`][]).
 """

@@ -1,3 +1,4 @@
+import functools as ft
 from typing import Any, TypeAlias
 
 import equinox.internal as eqxi
@@ -8,7 +9,8 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Inexact, Int, PyTree
 
-from .._misc import abs1
+from .. import _native
+from .._misc import abs1, nonfinite_guard
 
 
 # The LU factors of one d x d matrix, kept entry by entry rather than as one array: a
@@ -21,7 +23,16 @@ _Factors: TypeAlias = tuple[
     tuple[Int[Array, "..."], ...],
     tuple[Int[Array, "..."], ...],
 ]
-_UnrolledSmallLUState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
+# The state holds the matrix itself, not its factors: `compute` factorises and
+# substitutes in one pass (on CPU in one native kernel, which reads the matrix once
+# and writes only the solution; factors kept in the state would be written and read
+# back, two more passes over memory for a memory-bound kernel). One matrix with a
+# batch of right-hand sides is still factorised once (in the kernels' batching).
+# The static flags say whether to solve with the transpose and/or the conjugate,
+# so that `transpose` and `conj` cost nothing.
+_UnrolledSmallLUState: TypeAlias = tuple[
+    Inexact[Array, "d d"], lxi.PackedStructures, eqxi.Static
+]
 
 
 def _select(which: Array, *cases: Array) -> Array:
@@ -117,47 +128,29 @@ def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
     return lu, tuple(perm), tuple(iperm)
 
 
-def _lu_solve_entries(
-    factors: _Factors, b: list[Array], transpose: bool
-) -> list[Array]:
+def _lu_solve_entries(factors: _Factors, b: list[Array]) -> list[Array]:
     """Straight-line permuted forward/back substitution with the factors of
-    `_lu_factor_entries`: solves `A x = b` (or `A^T x = b` if `transpose`), where
-    `P A = L U` and `perm` gives the rows of `P A`.
+    `_lu_factor_entries`: solves `A x = b`, where `P A = L U` and `perm` gives the
+    rows of `P A`.
     """
-    lu, perm, iperm = factors
+    lu, perm, _ = factors
     d = len(b)
     at = lambda i, j: lu[i * d + j]
-    if transpose:
-        # A^T = U^T L^T P: solve U^T y = b (forward), L^T z = y (back), x = P^T z.
-        y = []
-        for i in range(d):
-            acc = b[i]
-            for j in range(i):
-                acc = acc - at(j, i) * y[j]
-            y.append(acc / at(i, i))
-        z = [None] * d
-        for i in reversed(range(d)):
-            acc = y[i]
-            for j in range(i + 1, d):
-                acc = acc - at(j, i) * z[j]
-            z[i] = acc
-        return [_select(iperm[i], *z) for i in range(d)]
-    else:
-        # P A = L U: solve L y = P b (forward), U x = y (back).
-        pb = [_select(perm[i], *b) for i in range(d)]
-        y = []
-        for i in range(d):
-            acc = pb[i]
-            for j in range(i):
-                acc = acc - at(i, j) * y[j]
-            y.append(acc)
-        x = [None] * d
-        for i in reversed(range(d)):
-            acc = y[i]
-            for j in range(i + 1, d):
-                acc = acc - at(i, j) * x[j]
-            x[i] = acc / at(i, i)
-        return x
+    # P A = L U: solve L y = P b (forward), U x = y (back).
+    pb = [_select(perm[i], *b) for i in range(d)]
+    y = []
+    for i in range(d):
+        acc = pb[i]
+        for j in range(i):
+            acc = acc - at(i, j) * y[j]
+        y.append(acc)
+    x = [None] * d
+    for i in reversed(range(d)):
+        acc = y[i]
+        for j in range(i + 1, d):
+            acc = acc - at(i, j) * x[j]
+        x[i] = acc / at(i, i)
+    return x
 
 
 @jax.custom_batching.custom_vmap
@@ -181,67 +174,148 @@ def _lu_factor_vmap(axis_size, in_batched, matrix):
     return factors, jax.tree_util.tree_map(lambda _: True, factors)
 
 
-def _make_lu_solve(transpose: bool):
-    @jax.custom_batching.custom_vmap
-    def lu_solve(factors: _Factors, vector: Inexact[Array, " d"]):
-        d = vector.shape[0]
-        return jnp.stack(
-            _lu_solve_entries(factors, [vector[i] for i in range(d)], transpose)
-        )
-
-    @lu_solve.def_vmap
-    def lu_solve_vmap(axis_size, in_batched, factors, vector):
-        factors_batched, vector_batched = in_batched
-        d = vector.shape[-1]
-        if not any(jax.tree_util.tree_leaves(factors_batched)):
-            # One factorisation, many right-hand sides: compute the (scalar) factors
-            # once, rather than letting XLA fuse the factorisation into the loop
-            # over right-hand sides.
-            factors = jax.tree_util.tree_map(_materialise, factors)
-        if vector_batched:
-            vector = jnp.moveaxis(vector, 0, -1)
-        x = _lu_solve_entries(factors, [vector[i] for i in range(d)], transpose)
-        x = [jnp.broadcast_to(xi, (axis_size,)) for xi in x]
-        return jnp.stack(x, axis=-1), True
-
-    return lu_solve
+@jax.custom_batching.custom_vmap
+def _lu_solve(factors: _Factors, vector: Inexact[Array, " d"]) -> Inexact[Array, " d"]:
+    d = vector.shape[0]
+    return jnp.stack(_lu_solve_entries(factors, [vector[i] for i in range(d)]))
 
 
-_lu_solve = _make_lu_solve(transpose=False)
-_lu_solve_transpose = _make_lu_solve(transpose=True)
+@_lu_solve.def_vmap
+def _lu_solve_vmap(axis_size, in_batched, factors, vector):
+    factors_batched, vector_batched = in_batched
+    d = vector.shape[-1]
+    if not any(jax.tree_util.tree_leaves(factors_batched)):
+        # One factorisation, many right-hand sides: compute the (scalar) factors
+        # once, rather than letting XLA fuse the factorisation into the loop over
+        # right-hand sides.
+        factors = jax.tree_util.tree_map(_materialise, factors)
+    if vector_batched:
+        vector = jnp.moveaxis(vector, 0, -1)
+    x = _lu_solve_entries(factors, [vector[i] for i in range(d)])
+    x = [jnp.broadcast_to(xi, (axis_size,)) for xi in x]
+    return jnp.stack(x, axis=-1), True
+
+
+def _lu_solve_rolled(
+    matrix: Inexact[Array, "d d"], vector: Inexact[Array, " d"]
+) -> Inexact[Array, " d"]:
+    """The same LU with partial pivoting (pivot by `abs1`, first on ties) as a
+    `lax.fori_loop` over the elimination steps, on whole rows and columns: a
+    program whose size does not grow with `d`, for sizes where straight-line code
+    would take too long to trace and compile. Solves `A x = b` for one system;
+    batches by `jax.vmap`.
+    """
+    d = matrix.shape[0]
+    rows = jnp.arange(d)
+
+    def eliminate(k, carry):
+        a, b = carry
+        magnitude = jnp.where(rows >= k, abs1(a[:, k]), -1)
+        # `argmax` returns the first maximum; a NaN wins, and poisons the result.
+        p = jnp.argmax(magnitude)
+        a_k, a_p = a[k], a[p]
+        a = a.at[k].set(a_p).at[p].set(a_k)
+        b_k, b_p = b[k], b[p]
+        b = b.at[k].set(b_p).at[p].set(b_k)
+        multipliers = jnp.where(rows > k, a[:, k] / a[k, k], 0)
+        a = a - multipliers[:, None] * jnp.where(rows > k, a[k], 0)[None, :]
+        b = b - multipliers * b[k]
+        return a, b
+
+    a, b = lax.fori_loop(0, d, eliminate, (matrix, vector))
+
+    def substitute(j, x):
+        i = d - 1 - j
+        acc = b[i] - jnp.sum(jnp.where(rows > i, a[i] * x, 0))
+        return x.at[i].set(acc / a[i, i])
+
+    return lax.fori_loop(0, d, substitute, jnp.zeros_like(b))
+
+
+# Up to this size the pure-JAX kernel is straight-line code; above it, a rolled
+# loop (`_lu_solve_rolled`), because the straight-line program's trace and compile
+# time grow like d**3 (about 2 s at d = 8 and 15 s at d = 16 on a CPU).
+_STRAIGHT_LINE_MAX = 8
+
+
+def _pure_jax_solve(matrix, vector, *, transpose: bool, conj: bool):
+    if transpose:
+        matrix = matrix.T
+    if conj:
+        matrix = matrix.conj()
+    if matrix.shape[0] <= _STRAIGHT_LINE_MAX:
+        x = _lu_solve(_lu_factor(matrix), vector)
+    else:
+        x = _lu_solve_rolled(matrix, vector)
+    # Non-finite input gives non-finite output, even where elimination would not
+    # carry it to the solution (an infinite pivot), as in the native kernel.
+    return x + nonfinite_guard(matrix)
+
+
+def _native_solve(matrix, vector, *, transpose: bool, conj: bool):
+    (x,) = _native.native_call(
+        "lxk_small_lu_solve",
+        [matrix, vector],
+        core_ndims=(2, 1),
+        results=[(vector.shape[-1:], vector.dtype)],
+        trans=transpose,
+        conj=conj,
+    )
+    return x
+
+
+def _solve(matrix, vector, *, transpose: bool, conj: bool, backend):
+    """Solves `op(A) x = b` with op(A) = A, A^T, conj(A) or A^H: natively on CPU,
+    in pure JAX elsewhere (or everywhere if so asked)."""
+    dtype = jnp.result_type(matrix, vector)
+    matrix = matrix.astype(dtype)
+    vector = vector.astype(dtype)
+    kwargs = dict(transpose=transpose, conj=conj)
+    return _native.platform_switch(
+        backend,
+        ft.partial(_native_solve, **kwargs),
+        ft.partial(_pure_jax_solve, **kwargs),
+        matrix,
+        vector,
+    )
 
 
 class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
-    """LU decomposition with partial pivoting, generated as straight-line code for
-    the static size of the operator: no loops, no LAPACK call, and pivots chosen by
-    comparisons and selects rather than by branching. For many tiny systems under
-    `jax.vmap` (sizes up to about 4 on CPU) this is several times faster than
-    [`lineax.LU`][] or `jnp.linalg.solve`, which call LAPACK once per matrix.
+    """LU decomposition with partial pivoting, as straight-line code generated for
+    the static size of the operator: no LAPACK call, and pivots chosen by
+    comparisons and selects rather than by branching. For many small systems under
+    `jax.vmap` this is many times faster than [`lineax.LU`][] or
+    `jnp.linalg.solve`, which call LAPACK once per matrix.
 
     This solver can only handle square nonsingular operators. A singular operator
     (an exactly zero pivot after pivoting) produces a non-finite solution, so that
     `lineax.linear_solve` reports `RESULTS.singular`; so does non-finite input.
+    Pivots are chosen as LAPACK's `?getrf` chooses them: the largest
+    |Re| + |Im| in the column (LAPACK's `cabs1`), the first on ties.
 
-    Under `jax.vmap` the factorisation and the solve run in a batch-innermost
-    layout (each matrix entry one vector along the batch). Under `jax.vmap` over the
-    right-hand side only, the operator is factorised once.
+    There are two kernels, chosen per platform inside one compiled program:
 
-    !!! warning
+    - On CPU, a native C++ kernel (compiled when the package is installed, called
+        through the XLA FFI) that solves a tile of systems at once, one system per
+        SIMD lane, factorisation and substitution fused: its cost approaches reading
+        the matrices and right-hand sides once. It has a straight-line
+        instantiation for each size up to 8 and a looped one above.
+    - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: straight-line code
+        in a batch-innermost layout up to size 8, a `lax.fori_loop` above.
 
-        The generated program grows like `size**3`, and so does XLA's compile time:
-        about 0.5 s at size 4, 1.5 s at 6, 2 s at 8, 6 s at 12 and 15 s at 16 on a
-        CPU. Run time: the unrolled code beats LAPACK by about 25x at size 2, 5x at
-        4 and 3x at 6 for batches that fit in cache (less for very large batches),
-        and is about even with it at size 8 (see `benchmarks/`). Hence
-        `max_size=8` by default, and [`lineax_kernels.SmallAuto`][] uses it up to
-        size 6.
+    Under `jax.vmap` over the right-hand side only, the operator is factorised
+    once. `transpose` and `conj` reuse the state for free; `lx.linear_solve`'s
+    reverse mode (which solves with the transpose) factorises again, which costs
+    about as much as reading stored factors would.
     """
 
-    max_size: int = 8
+    max_size: int = 16
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if isinstance(self.max_size, int) and self.max_size < 1:
             raise ValueError("`UnrolledSmallLU(max_size=...)` must be at least 1.")
+        _native.check_backend(self.backend)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         del options
@@ -256,14 +330,13 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
         if size > self.max_size:
             raise ValueError(
                 f"`UnrolledSmallLU` got an operator of size {size}, above its limit "
-                f"`max_size={self.max_size}` (straight-line code grows as size**3 "
-                "and so does its compile time). Use `lx.LU()` instead."
+                f"`max_size={self.max_size}` (beyond it LAPACK is as fast). Use "
+                "`lx.LU()` instead."
             )
         if size == 0:
             raise ValueError("`UnrolledSmallLU` cannot solve a system of size 0.")
         packed_structures = lxi.pack_structures(operator)
-        factors = _lu_factor(operator.as_matrix())
-        return factors, packed_structures, eqxi.Static(False)
+        return operator.as_matrix(), packed_structures, eqxi.Static((False, False))
 
     def compute(
         self,
@@ -271,36 +344,36 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
         vector: PyTree[Array],
         options: dict[str, Any],
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-        factors, packed_structures, transpose = state
+        matrix, packed_structures, flags = state
         del state, options
+        transpose, conj = flags.value
         vector = lxi.ravel_vector(vector, packed_structures)
-        solve = _lu_solve_transpose if transpose.value else _lu_solve
-        solution = solve(factors, vector)
+        solution = _solve(
+            matrix, vector, transpose=transpose, conj=conj, backend=self.backend
+        )
         solution = lxi.unravel_solution(solution, packed_structures)
         return solution, lx.RESULTS.successful, {}
 
     def transpose(self, state: _UnrolledSmallLUState, options: dict[str, Any]):
-        factors, packed_structures, transpose = state
+        matrix, packed_structures, flags = state
+        transpose, conj = flags.value
         transposed_packed_structures = lxi.transpose_packed_structures(
             packed_structures
         )
         transpose_state = (
-            factors,
+            matrix,
             transposed_packed_structures,
-            eqxi.Static(not transpose.value),
+            eqxi.Static((not transpose, conj)),
         )
         return transpose_state, options
 
     def conj(self, state: _UnrolledSmallLUState, options: dict[str, Any]):
-        # P A = L U  =>  P conj(A) = conj(L) conj(U): conjugate the factors and keep
-        # the permutation and the transpose flag. (lineax 0.1.1's `LU.conj` flips the
+        # conj(op(A)) for op = identity or transpose is op(conj(A)): flip the conj
+        # flag, keep the transpose flag. (lineax 0.1.1's `LU.conj` flips the
         # transpose flag instead, which solves with A^H rather than conj(A).)
-        (lu, perm, iperm), packed_structures, transpose = state
-        conj_state = (
-            (tuple(x.conj() for x in lu), perm, iperm),
-            packed_structures,
-            transpose,
-        )
+        matrix, packed_structures, flags = state
+        transpose, conj = flags.value
+        conj_state = (matrix, packed_structures, eqxi.Static((transpose, not conj)))
         return conj_state, options
 
     def assume_full_rank(self):
@@ -309,7 +382,12 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
 
 UnrolledSmallLU.__init__.__doc__ = """**Arguments:**
 
-- `max_size`: the largest operator size accepted (default 8). Above it `init`
-    raises a `ValueError`; use [`lineax.LU`][] there. Raising it works, at the
-    compile times above.
+- `max_size`: the largest operator size accepted (default 16). Above it `init`
+    raises a `ValueError`; use [`lineax.LU`][] there, which is as fast at those
+    sizes. Raising it works.
+- `backend`: `"auto"` (default: the native kernel on CPU if it is available, pure
+    JAX elsewhere; the environment variable `LINEAX_KERNELS_BACKEND=jax` or
+    `=native` overrides it), `"native"` (as `"auto"`, but an error if the native
+    kernel is unavailable) or `"jax"` (pure JAX everywhere). See
+    [`lineax_kernels.backend_info`][].
 """

@@ -1,0 +1,116 @@
+// What every FFI handler of lineax-kernels shares: batch sizes from buffer shapes,
+// dispatch on element type and on the static size, and splitting a batch over
+// XLA's CPU thread pool. Each kernel's .cc file adds only its own handler.
+#ifndef LINEAX_KERNELS_FFI_COMMON_H_
+#define LINEAX_KERNELS_FFI_COMMON_H_
+
+#include <algorithm>
+#include <atomic>
+#include <complex>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace lxk {
+
+namespace ffi = xla::ffi;
+
+// The number of systems in a buffer whose every system has `per_system` entries:
+// all leading dimensions are batch dimensions (nested vmap, sharding), and an
+// operand shared by the whole batch has exactly one system.
+inline int64_t NumSystems(const ffi::AnyBuffer& buffer, int64_t per_system) {
+  return per_system == 0 ? 0 : buffer.element_count() / per_system;
+}
+
+// Checks that an operand holds `n` systems or one shared by all.
+inline bool BatchMatches(int64_t systems, int64_t n) {
+  return systems == n || systems == 1;
+}
+
+// Calls f.template operator()<T>() for the buffer's element type.
+template <typename F>
+ffi::Error DispatchType(ffi::DataType type, F&& f) {
+  switch (type) {
+    case ffi::DataType::F32:
+      return f.template operator()<float>();
+    case ffi::DataType::F64:
+      return f.template operator()<double>();
+    case ffi::DataType::C64:
+      return f.template operator()<std::complex<float>>();
+    case ffi::DataType::C128:
+      return f.template operator()<std::complex<double>>();
+    default:
+      return ffi::Error::InvalidArgument(
+          "lineax-kernels: unsupported element type (float32, float64, complex64 "
+          "and complex128 are supported)");
+  }
+}
+
+// The sizes with a straight-line (fully unrolled) instantiation; larger ones run
+// the same code with loops (D = 0).
+inline constexpr int kMaxStaticSize = 8;
+
+// Calls f.template operator()<D>() with D = d for d <= kMaxStaticSize, else D = 0.
+template <int D = 1, typename F>
+ffi::Error DispatchSize(int d, F&& f) {
+  if constexpr (D > kMaxStaticSize) {
+    return f.template operator()<0>();
+  } else {
+    if (d == D) return f.template operator()<D>();
+    return DispatchSize<D + 1>(d, std::forward<F>(f));
+  }
+}
+
+// Runs fn(begin, end) over [0, n) in chunks of at least `grain`, on the calling
+// thread and on XLA's intra-op thread pool. Chunks are claimed from a shared
+// counter, so the caller never waits for a pool task that has not started (no
+// deadlock if the pool is busy): it waits only for chunks already claimed.
+template <typename Fn>
+void ParallelFor(ffi::ThreadPool& pool, int64_t n, int64_t grain, Fn fn) {
+  const int64_t threads = std::max<int64_t>(1, pool.num_threads());
+  const int64_t max_chunks = threads + 1;
+  const int64_t chunks =
+      std::min<int64_t>(max_chunks, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
+  if (chunks <= 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  struct Shared {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto shared = std::make_shared<Shared>();
+  const int64_t per_chunk = (n + chunks - 1) / chunks;
+  // `fn` lives on the caller's stack; tasks touch it only after claiming a chunk,
+  // and the caller returns only once every chunk is done.
+  auto work = [shared, chunks, per_chunk, n, &fn]() {
+    for (;;) {
+      const int64_t c = shared->next.fetch_add(1);
+      if (c >= chunks) return;
+      fn(c * per_chunk, std::min(n, (c + 1) * per_chunk));
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (++shared->done == chunks) shared->cv.notify_all();
+    }
+  };
+  for (int64_t t = 0; t < chunks - 1; ++t) {
+    auto task = work;
+    pool.Schedule(std::move(task));
+  }
+  work();
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->done == chunks; });
+}
+
+// Batches smaller than this many bytes of input run on one thread: below it the
+// cost of waking pool threads exceeds the work.
+inline constexpr int64_t kParallelBytes = 1 << 18;
+
+}  // namespace lxk
+
+#endif  // LINEAX_KERNELS_FFI_COMMON_H_
