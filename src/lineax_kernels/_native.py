@@ -71,6 +71,10 @@ def _load() -> tuple[bool, str]:
         for target, symbol in _TARGETS.items():
             capsule = jax.ffi.pycapsule(getattr(library, symbol))
             jax.ffi.register_ffi_target(target, capsule, platform="cpu")
+            # With this, XLA's partitioner splits a call along the leading
+            # `num_batch_dims` dimensions (set by the lowering below) rather
+            # than gathering the whole batch onto every device.
+            jax.ffi.register_ffi_target_as_batch_partitionable(target)
         isa = ctypes.c_char_p.in_dll(library, "lxk_isa").value
         isa = isa.decode() if isa is not None else "unknown"
 

@@ -203,7 +203,9 @@ def _lu_solve_rolled(
     `lax.fori_loop` over the elimination steps, on whole rows and columns: a
     program whose size does not grow with `d`, for sizes where straight-line code
     would take too long to trace and compile. Solves `A x = b` for one system;
-    batches by `jax.vmap`.
+    batches by `jax.vmap`. Only the loop counter indexes arrays; the pivot row is
+    picked by a one-hot mask, so that under `jax.vmap` every step is elementwise
+    work and small reductions (no gathers or scatters).
     """
     d = matrix.shape[0]
     rows = jnp.arange(d)
@@ -212,11 +214,16 @@ def _lu_solve_rolled(
         a, b = carry
         magnitude = jnp.where(rows >= k, abs1(a[:, k]), -1)
         # `argmax` returns the first maximum; a NaN wins, and poisons the result.
-        p = jnp.argmax(magnitude)
-        a_k, a_p = a[k], a[p]
-        a = a.at[k].set(a_p).at[p].set(a_k)
-        b_k, b_p = b[k], b[p]
-        b = b.at[k].set(b_p).at[p].set(b_k)
+        is_pivot = rows == jnp.argmax(magnitude)
+        is_k = rows == k
+        a_pivot = jnp.sum(jnp.where(is_pivot[:, None], a, 0), axis=0)
+        b_pivot = jnp.sum(jnp.where(is_pivot, b, 0))
+        a = jnp.where(
+            is_k[:, None],
+            a_pivot[None, :],
+            jnp.where(is_pivot[:, None], a[k][None, :], a),
+        )
+        b = jnp.where(is_k, b_pivot, jnp.where(is_pivot, b[k], b))
         multipliers = jnp.where(rows > k, a[:, k] / a[k, k], 0)
         a = a - multipliers[:, None] * jnp.where(rows > k, a[k], 0)[None, :]
         b = b - multipliers * b[k]
@@ -227,15 +234,17 @@ def _lu_solve_rolled(
     def substitute(j, x):
         i = d - 1 - j
         acc = b[i] - jnp.sum(jnp.where(rows > i, a[i] * x, 0))
-        return x.at[i].set(acc / a[i, i])
+        return jnp.where(rows == i, acc / a[i, i], x)
 
     return lax.fori_loop(0, d, substitute, jnp.zeros_like(b))
 
 
 # Up to this size the pure-JAX kernel is straight-line code; above it, a rolled
-# loop (`_lu_solve_rolled`), because the straight-line program's trace and compile
-# time grow like d**3 (about 2 s at d = 8 and 15 s at d = 16 on a CPU).
-_STRAIGHT_LINE_MAX = 8
+# loop (`_lu_solve_rolled`), because the straight-line program's trace and lowering
+# time grow like d**3, and `lax.platform_dependent` traces and lowers the pure-JAX
+# branch on CPU too: at d = 8 that took 1.5-3.5 s of a first call, against 0.4 s
+# with the rolled loop.
+_STRAIGHT_LINE_MAX = 4
 
 
 def _pure_jax_solve(matrix, vector, *, transpose: bool, conj: bool):
@@ -301,7 +310,7 @@ class UnrolledSmallLU(lx.AbstractLinearSolver[_UnrolledSmallLUState]):
         the matrices and right-hand sides once. It has a straight-line
         instantiation for each size up to 8 and a looped one above.
     - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: straight-line code
-        in a batch-innermost layout up to size 8, a `lax.fori_loop` above.
+        in a batch-innermost layout up to size 4, a `lax.fori_loop` above.
 
     Under `jax.vmap` over the right-hand side only, the operator is factorised
     once. `transpose` and `conj` reuse the state for free; `lx.linear_solve`'s

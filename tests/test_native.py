@@ -1,0 +1,214 @@
+# The native CPU backend: its switch, its fallback, batching of the FFI call (nested
+# vmap, shared operands) and sharding over several devices.
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import lineax_kernels as lxk
+import numpy as np
+import pytest
+
+from .helpers import dtypes
+
+
+def _solve(solver):
+    return lambda m, v: (
+        lx.linear_solve(lx.MatrixLinearOperator(m), v, solver, throw=False).value
+    )
+
+
+def _hlo(fn, *args):
+    return jax.jit(fn).lower(*args).as_text()
+
+
+def _run(code: str, **env) -> str:
+    """Runs `code` in a fresh Python process (so that XLA flags, environment
+    variables and a simulated missing library take effect) and returns stdout."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_native_is_built_and_used_on_cpu():
+    # CI builds the extension from a clean clone: it must load, and be used.
+    info = lxk.backend_info()
+    assert info.startswith("cpu: native (loaded from"), info
+    m, v = jnp.eye(3), jnp.ones(3)
+    assert "lxk_small_lu_solve" in _hlo(_solve(lxk.UnrolledSmallLU()), m, v)
+    assert "lxk_small_lu_solve" in _hlo(
+        _solve(lxk.UnrolledSmallLU(backend="native")), m, v
+    )
+    assert "lxk_small_lu_solve" not in _hlo(
+        _solve(lxk.UnrolledSmallLU(backend="jax")), m, v
+    )
+
+
+def test_backend_validation():
+    # A ValueError from `__check_init__`; under the test suite's jaxtyping hook the
+    # `Literal` annotation catches it first, as a TypeError.
+    with pytest.raises((ValueError, TypeError), match="backend"):
+        lxk.UnrolledSmallLU(backend="cuda")  # pyright: ignore[reportArgumentType]
+    with pytest.raises((ValueError, TypeError), match="backend"):
+        lxk.SmallAuto(backend="fast")  # pyright: ignore[reportArgumentType]
+
+
+def test_environment_variable_forces_pure_jax():
+    out = _run(
+        """
+        import jax, jax.numpy as jnp, lineax as lx, lineax_kernels as lxk
+        solve = lambda m, v: lx.linear_solve(
+            lx.MatrixLinearOperator(m), v, lxk.UnrolledSmallLU()).value
+        print(lxk.backend_info())
+        print("lxk_small_lu_solve" in jax.jit(solve).lower(jnp.eye(2), jnp.ones(2)).as_text())
+        print(solve(jnp.eye(2) * 2.0, jnp.ones(2)).tolist())
+        """,
+        LINEAX_KERNELS_BACKEND="jax",
+    )
+    info, uses_native, x = out.splitlines()
+    assert "pure JAX (forced by LINEAX_KERNELS_BACKEND=jax)" in info
+    assert uses_native == "False"
+    assert x == "[0.5, 0.5]"
+
+
+def test_missing_library_falls_back_with_one_warning():
+    out = _run(
+        """
+        import warnings
+        import jax, jax.numpy as jnp, lineax as lx, lineax_kernels as lxk
+        from lineax_kernels import _native
+        _native._LIBRARY_MODULE = "lineax_kernels._no_such_library"
+        solve = lambda m, v: lx.linear_solve(
+            lx.MatrixLinearOperator(m), v, lxk.UnrolledSmallLU()).value
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x1 = jax.jit(solve)(jnp.eye(2) * 2.0, jnp.ones(2))
+            x2 = jax.jit(jax.vmap(solve))(jnp.eye(2)[None] * 4.0, jnp.ones((1, 2)))
+        print(sum(issubclass(w.category, lxk.NativeBackendWarning) for w in caught))
+        print(x1.tolist(), x2.tolist())
+        print(lxk.backend_info())
+        try:
+            jax.jit(lambda m, v: lx.linear_solve(lx.MatrixLinearOperator(m), v,
+                lxk.UnrolledSmallLU(backend="native")).value)(jnp.eye(2), jnp.ones(2))
+        except RuntimeError as e:
+            print("RuntimeError", "unavailable" in str(e))
+        """
+    )
+    n_warnings, values, info, error = out.splitlines()
+    assert n_warnings == "1"
+    assert values == "[0.5, 0.5] [[0.25, 0.25]]"
+    assert "pure JAX (native unavailable" in info
+    assert error == "RuntimeError True"
+
+
+@pytest.mark.parametrize("backend", ("native", "jax"))
+@pytest.mark.parametrize("dtype", dtypes, ids=lambda d: np.dtype(d).name)
+def test_nested_vmap(backend, dtype):
+    # Every combination of batched operator and vector, two levels deep, against
+    # LAPACK: the FFI call's batching rule broadcasts or keeps shared operands.
+    rng = np.random.default_rng(0)
+    d, n1, n2 = 3, 4, 5
+    a = (rng.standard_normal((n1, n2, d, d)) + 3 * np.eye(d)).astype(dtype)
+    b = rng.standard_normal((n1, n2, d)).astype(dtype)
+    solve = _solve(lxk.UnrolledSmallLU(backend=backend))
+    tol = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-11
+    # name: (inner in_axes, outer in_axes, matrices, vectors, the system (i, j))
+    cases = {
+        "both/both": ((0, 0), (0, 0), a, b, lambda i, j: (a[i, j], b[i, j])),
+        "matrix/vector": (
+            (None, 0),
+            (0, None),
+            a[:, 0],
+            b[0],
+            lambda i, j: (a[i, 0], b[0, j]),
+        ),
+        "vector/matrix": (
+            (0, None),
+            (None, 0),
+            a[0],
+            b[:, 0],
+            lambda i, j: (a[0, j], b[i, 0]),
+        ),
+        "vector/vector": (
+            (None, 0),
+            (None, 0),
+            a[0, 0],
+            b,
+            lambda i, j: (a[0, 0], b[i, j]),
+        ),
+        "matrix/both": ((0, None), (0, 0), a, b[:, 0], lambda i, j: (a[i, j], b[i, 0])),
+    }
+    for name, (inner, outer, aa, bb, system) in cases.items():
+        x = jax.jit(jax.vmap(jax.vmap(solve, in_axes=inner), in_axes=outer))(aa, bb)
+        expected = np.array(
+            [[np.linalg.solve(*system(i, j)) for j in range(n2)] for i in range(n1)]
+        )
+        np.testing.assert_allclose(x, expected, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ("native", "jax"))
+def test_one_matrix_many_vectors_is_not_copied(backend):
+    # vmap over the vector only: the matrix reaches the kernel once, not as a
+    # broadcast copy per right-hand side.
+    m = jnp.eye(4) * 2.0 + 0.1
+    v = jnp.ones((100, 4))
+    solve = jax.vmap(_solve(lxk.UnrolledSmallLU(backend=backend)), in_axes=(None, 0))
+    assert "100x4x4" not in _hlo(solve, m, v)
+    np.testing.assert_allclose(
+        jax.jit(solve)(m, v), np.linalg.solve(m, np.asarray(v).T).T, rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("backend", ("native", "jax"))
+def test_native_and_pure_jax_agree(backend):
+    del backend
+    rng = np.random.default_rng(1)
+    for d in (1, 2, 5, 9, 16):
+        a = rng.standard_normal((64, d, d))
+        b = rng.standard_normal((64, d))
+        xs = [
+            jax.jit(jax.vmap(_solve(lxk.UnrolledSmallLU(backend=be))))(a, b)
+            for be in ("native", "jax")
+        ]
+        np.testing.assert_allclose(xs[0], xs[1], rtol=1e-9, atol=1e-12)
+
+
+_SHARDED = """
+import jax, jax.numpy as jnp, lineax as lx, lineax_kernels as lxk, numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == 2
+mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
+sharding = NamedSharding(mesh, P("batch"))
+rng = np.random.default_rng(0)
+a = rng.standard_normal((64, 3, 3)) + 3 * np.eye(3)
+b = rng.standard_normal((64, 3))
+a_s, b_s = jax.device_put(a, sharding), jax.device_put(b, sharding)
+for backend in ("native", "jax"):
+    solver = lxk.UnrolledSmallLU(backend=backend)
+    solve = jax.jit(jax.vmap(
+        lambda m, v: lx.linear_solve(lx.MatrixLinearOperator(m), v, solver).value))
+    compiled = solve.lower(a_s, b_s).compile()
+    hlo = compiled.as_text()
+    x = solve(a_s, b_s)
+    np.testing.assert_allclose(x, np.linalg.solve(a, b[..., None])[..., 0], rtol=1e-10)
+    print(backend, "all-gather" in hlo, "all-to-all" in hlo,
+          ("lxk_small_lu_solve" in hlo), x.sharding.is_equivalent_to(sharding, 2))
+"""
+
+
+def test_sharded_batch_runs_shard_locally():
+    out = _run(_SHARDED, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    native, pure = out.splitlines()
+    # No collective moves A or b; the output is sharded like the input.
+    assert native == "native False False True True"
+    assert pure == "jax False False False True"
