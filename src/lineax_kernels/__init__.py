@@ -3,7 +3,9 @@ import importlib.metadata
 from ._solver import (
     ScanTridiagonal as ScanTridiagonal,
     SmallAuto as SmallAuto,
+    UnrolledSmallCholesky as UnrolledSmallCholesky,
     UnrolledSmallLU as UnrolledSmallLU,
+    UnrolledSmallTriangular as UnrolledSmallTriangular,
 )
 
 
