@@ -22,9 +22,6 @@ _UnrolledSmallCholeskyState: TypeAlias = tuple[
     _Triangle, lxi.PackedStructures, eqxi.Static, eqxi.Static
 ]
 
-# From this size on, each column of the factor is materialised (`_misc.materialise`).
-_MATERIALISE_FROM = 5
-
 
 def _cholesky_factor_entries(a: list[list[Array]]) -> _Triangle:
     """Straight-line Cholesky factorisation `A = L L^H` of one Hermitian positive
@@ -40,9 +37,13 @@ def _cholesky_factor_entries(a: list[list[Array]]) -> _Triangle:
     solution becomes non-finite, and `lx.linear_solve` reports `RESULTS.singular`
     rather than a finite wrong answer. (LAPACK stops at such a pivot and reports
     `info > 0`; jax's `cholesky` then returns NaNs.) Nothing branches on values.
+
+    Every entry of the factor is materialised (`_misc.materialise`) once computed,
+    at every size: else XLA recomputes it in each consumer, LLVM contracts each copy
+    into FMAs differently, and the factor stops being consistent with itself (the
+    same problem, and fix, as in `_triangular_solve_entries`).
     """
     d = len(a)
-    keep = materialise if d >= _MATERIALISE_FROM else lambda x: x
     strict: dict[tuple[int, int], Array] = {}
     inverse_diagonal = []
     for j in range(d):
@@ -53,13 +54,13 @@ def _cholesky_factor_entries(a: list[list[Array]]) -> _Triangle:
                 pivot = pivot - (l_jk.real * l_jk.real + l_jk.imag * l_jk.imag)
             else:
                 pivot = pivot - l_jk * l_jk
-        inverse = keep(1 / jnp.sqrt(pivot))
+        inverse = materialise(1 / jnp.sqrt(pivot))
         inverse_diagonal.append(inverse)
         for i in range(j + 1, d):
             acc = a[i][j]
             for k in range(j):
                 acc = acc - strict[i, k] * jnp.conj(strict[j, k])
-            strict[i, j] = keep(_scale(acc, inverse))
+            strict[i, j] = materialise(_scale(acc, inverse))
     strict_entries = tuple(strict[i, j] for i in range(d) for j in range(i))
     return strict_entries, tuple(inverse_diagonal)
 
