@@ -109,10 +109,14 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
 
     !!! warning
 
-        The generated program grows like `size**3 / 6` (a third of the LU's), and so
-        does XLA's compile time; hence `max_size=8` by default, like
-        `UnrolledSmallLU`. Raising it works, at a longer compile time (see
-        `benchmarks/`).
+        The generated program grows like `size**3 / 6` (half the LU's, with no
+        pivot selects), and so does XLA's compile time: on a CPU the first call of a
+        vmapped solve takes about 1 s at size 4, 2 s at 8, 4 s at 12 and 5 s at 16
+        (UnrolledSmallLU: 2 s at 8, 15 s at 16). Run time, pure JAX on a CPU,
+        vmapped: about 20x faster than vmapped `lineax.Cholesky` at size 2, 4x at
+        4, 2-2.5x from 8 to 16, and 0.2-0.6x the time of `UnrolledSmallLU` from
+        size 4 (see `benchmarks/`). `max_size=8` by default, like `UnrolledSmallLU`,
+        to keep compile times to a couple of seconds; raising it to 16 works.
     """
 
     max_size: int = 8
