@@ -5,9 +5,12 @@
 // non-positive-definite input gives non-finite x, then times
 // CholeskyFactorSolveBatch (including the AoS -> SoA transpose of each tile) in ns
 // per system for D = 2, 4, 8, 16 at N * D^2 ~ 4e6.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include "small_cholesky.h"

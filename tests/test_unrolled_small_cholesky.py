@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import lineax as lx
 import lineax_kernels as lxk
 import numpy as np
@@ -298,3 +299,28 @@ def test_max_size_can_be_raised():
     np.testing.assert_allclose(
         x.value, jnp.linalg.solve(matrix, jnp.ones(d)), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("tag", (_PSD, _NSD))
+def test_pytree_operator(getkey, tag):
+    # A PSD/NSD-tagged operator on a PyTree, as optimistix's BFGS builds (there as a
+    # `PyTreeLinearOperator`), solved with its gradient.
+    matrix = make_matrix(getkey(), frozenset([tag]), 3, jnp.float64)
+    in_struct = {
+        "a": jax.ShapeDtypeStruct((2,), jnp.float64),
+        "b": jax.ShapeDtypeStruct((1, 1), jnp.float64),
+    }
+
+    def fn(x):
+        flat = jnp.concatenate([x["a"], x["b"].reshape(1)])
+        out = matrix @ flat
+        return {"a": out[:2], "b": out[2:].reshape(1, 1)}
+
+    operator = lx.FunctionLinearOperator(fn, in_struct, tag)
+    x_true = {"a": jr.normal(getkey(), (2,)), "b": jr.normal(getkey(), (1, 1))}
+    vector = fn(x_true)
+    x = lx.linear_solve(operator, vector, lxk.UnrolledSmallCholesky()).value
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10), x, x_true)
+    pytree = lx.PyTreeLinearOperator(operator.as_matrix(), jnp.zeros(3), tag)
+    x = lx.linear_solve(pytree, matrix @ jnp.arange(3.0), lxk.UnrolledSmallCholesky())
+    np.testing.assert_allclose(x.value, jnp.arange(3.0), rtol=1e-10, atol=1e-12)
