@@ -14,12 +14,21 @@ jax.config.update("jax_enable_x64", True)  # before any array is made
 import numpy as np
 import tqdm
 
-from . import _batched_rhs, _end_to_end, _gradients, _report, _small_dense, _tridiagonal
+from . import (
+    _batched_rhs,
+    _end_to_end,
+    _gradients,
+    _report,
+    _small_dense,
+    _small_psd,
+    _tridiagonal,
+)
 from ._harness import PROFILES, run_case
 
 
 SUITES = [
     _small_dense.SUITE,
+    _small_psd.SUITE,
     _batched_rhs.SUITE,
     _tridiagonal.SUITE,
     _gradients.SUITE,

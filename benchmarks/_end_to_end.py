@@ -6,7 +6,12 @@
 # 2. A diffrax ensemble of stiff Robertson problems (rate constants scaled per
 #    member), Kvaerno5 with a VeryChord root finder using each linear solver.
 #    Reference: scipy's Radau at tight tolerances.
+# 3. optimistix BFGS (use_inverse=False, so each step solves with the PSD-tagged
+#    Hessian approximation), vmapped over many small convex problems
+#    `min 0.5 y^T A y - c^T y + sum(y**4) / 20`, with its default lx.Cholesky vs
+#    lxk.SmallAuto (-> UnrolledSmallCholesky). Reference: NumPy Newton in float64.
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax_kernels as lxk
@@ -73,6 +78,67 @@ def _newton_case(d, n, dtype) -> Case:
         methods=methods,
         reference=_newton_reference(matrices, c),
         tol=tolerance(dtype, p.dense_cond(matrices)),
+        floor=Method("floor", jit_once(p.dense_floor), args),
+    )
+
+
+def _bfgs_objective(y, args):
+    matrix, c = args
+    return 0.5 * y @ (matrix @ y) - c @ y + jnp.sum(y**4) / 20
+
+
+def _bfgs_reference(matrices, c):
+    # The minimiser solves A y + y**3 / 5 = c (strictly convex: one root).
+    matrices = np.asarray(matrices, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    y = np.zeros_like(c)
+    for _ in range(50):
+        f = np.einsum("nij,nj->ni", matrices, y) + y**3 / 5 - c
+        jacobian = matrices + np.einsum("ni,ij->nij", 3 * y**2 / 5, np.eye(y.shape[1]))
+        y = y - np.linalg.solve(jacobian, f[..., None])[..., 0]
+    return y
+
+
+def _bfgs_case(d, n, dtype) -> Case:
+    generator = p.rng(9, d, n)
+    matrices, cond = p.psd_matrices(generator, n, d, dtype)
+    c = generator.standard_normal((n, d)).astype(dtype)
+    args = (jnp.asarray(matrices), jnp.asarray(c))
+    tol = 1e-10 if np.finfo(dtype).bits == 64 else 1e-5
+
+    def batched_solve(linear_solver):
+        solver = optx.BFGS(rtol=tol, atol=tol, use_inverse=False)
+        if linear_solver is not None:
+            descent = optx.NewtonDescent(linear_solver=linear_solver)
+            solver = eqx.tree_at(lambda s: s.descent, solver, descent)
+
+        def solve(matrix, c):
+            y0 = jnp.zeros_like(c)
+            sol = optx.minimise(
+                _bfgs_objective,
+                solver,
+                y0,
+                args=(matrix, c),
+                max_steps=256,
+                throw=False,
+            )
+            return sol.value
+
+        return jit_once(jax.vmap(solve))
+
+    methods = [
+        Method("lxk.SmallAuto", batched_solve(lxk.SmallAuto()), args, lxk=True),
+        Method("default lx.Cholesky", batched_solve(None), args),
+    ]
+    return Case(
+        suite="end_to_end",
+        name=f"optx.BFGS d={d} N={n}",
+        params={"kind": "bfgs", "d": d, "N": n},
+        n_systems=n,
+        methods=methods,
+        reference=_bfgs_reference(matrices, c),
+        # BFGS stops on its own step-size criterion: allow 1e3 x its tolerance.
+        tol=np.maximum(1e3 * tol, tolerance(dtype, cond)),
         floor=Method("floor", jit_once(p.dense_floor), args),
     )
 
@@ -155,18 +221,22 @@ def _make_case(size, dtype) -> Case:
     kind, *shape = size
     if kind == "newton":
         return _newton_case(*shape, dtype)
+    if kind == "bfgs":
+        return _bfgs_case(*shape, dtype)
     return _robertson_case(*shape, dtype)
 
 
 SUITE = Suite(
     name="end_to_end",
-    description="optimistix Newton and diffrax Kvaerno5 ensembles",
+    description="optimistix Newton and BFGS, diffrax Kvaerno5 ensembles",
     sizes={
-        "smoke": [("newton", 3, 16), ("robertson", 4, 1.0)],
-        "quick": [("newton", 4, 1000), ("robertson", 64, 100.0)],
+        "smoke": [("newton", 3, 16), ("bfgs", 3, 16), ("robertson", 4, 1.0)],
+        "quick": [("newton", 4, 1000), ("bfgs", 5, 1000), ("robertson", 64, 100.0)],
         "full": [
             ("newton", 4, 10_000),
             ("newton", 8, 10_000),
+            ("bfgs", 5, 1000),
+            ("bfgs", 5, 10_000),
             ("robertson", 1000, 1e4),
         ],
     },

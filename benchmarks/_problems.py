@@ -2,6 +2,7 @@
 # is `jax.vmap`'s job) that several suites share.
 import jax.lax as lax
 import jax.numpy as jnp
+import jax.scipy as jsp
 import lineax as lx
 import numpy as np
 import scipy.linalg
@@ -182,3 +183,41 @@ def tridiagonal_floor(diagonal, lower, upper, vector):
         + jnp.sum(lower, axis=-1, keepdims=True)
         + jnp.sum(upper, axis=-1, keepdims=True)
     )
+
+
+#
+# Small symmetric (Hermitian) positive definite systems.
+#
+
+
+def psd_matrices(generator: np.random.Generator, n: int, d: int, dtype):
+    """`n` symmetric positive definite `d x d` matrices `M M^T / d + 0.1 I` with `M`
+    standard normal (condition numbers mostly 10-1000), resampling the rare ones with
+    condition number above `_MAX_COND`. Returns them in `dtype` (symmetrised after
+    rounding), with the condition numbers of the rounded matrices."""
+
+    def sample(count):
+        m = generator.standard_normal((count, d, d))
+        return m @ m.transpose(0, 2, 1) / d + 0.1 * np.eye(d)
+
+    matrices = sample(n)
+    while True:
+        cond = dense_cond(matrices.astype(dtype))
+        bad = ~(cond <= _MAX_COND)
+        if not np.any(bad):
+            return matrices.astype(dtype), cond
+        matrices[bad] = sample(int(np.sum(bad)))
+
+
+def lineax_psd(solver: lx.AbstractLinearSolver):
+    def solve(matrix, vector):
+        operator = lx.MatrixLinearOperator(matrix, lx.positive_semidefinite_tag)
+        return lx.linear_solve(operator, vector, solver, throw=False).value
+
+    return solve
+
+
+def jsp_cho_solve(matrix, vector):
+    # Batched directly (no vmap): `matrix` (..., d, d), `vector` (..., d).
+    factor = jsp.linalg.cho_factor(matrix, lower=True)
+    return jsp.linalg.cho_solve(factor, vector[..., None])[..., 0]

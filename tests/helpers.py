@@ -15,6 +15,28 @@ solvers_tags_reference = [
     (lxk.UnrolledSmallLU(), frozenset(), lx.LU()),
     (lxk.SmallAuto(), frozenset(), lx.LU()),
     (lxk.ScanTridiagonal(), frozenset([lx.tridiagonal_tag]), lx.Tridiagonal()),
+    (
+        lxk.UnrolledSmallCholesky(),
+        frozenset([lx.positive_semidefinite_tag]),
+        lx.Cholesky(),
+    ),
+    (
+        lxk.UnrolledSmallCholesky(),
+        frozenset([lx.negative_semidefinite_tag]),
+        lx.Cholesky(),
+    ),
+    (lxk.SmallAuto(), frozenset([lx.positive_semidefinite_tag]), lx.Cholesky()),
+    (
+        lxk.UnrolledSmallTriangular(),
+        frozenset([lx.lower_triangular_tag]),
+        lx.Triangular(),
+    ),
+    (
+        lxk.UnrolledSmallTriangular(),
+        frozenset([lx.upper_triangular_tag, lx.unit_diagonal_tag]),
+        lx.Triangular(),
+    ),
+    (lxk.SmallAuto(), frozenset([lx.upper_triangular_tag]), lx.Triangular()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
 solvers = [s for s, _, _ in solvers_tags_reference]
@@ -43,7 +65,9 @@ def random(key, shape, dtype):
 
 def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
     """A random matrix with the structure that `tags` promise, with condition number
-    at most `max_cond` (resampled until it is)."""
+    at most `max_cond` (resampled until it is). Positive (negative) semidefinite
+    means Hermitian positive (negative) definite; triangular matrices get a diagonal
+    shifted away from zero (all ones with `unit_diagonal_tag`)."""
     while True:
         key, subkey = jr.split(key)
         matrix = random(subkey, (size, size), dtype)
@@ -53,6 +77,19 @@ def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
                 + jnp.diag(jnp.diag(matrix, 1), 1)
                 + jnp.diag(jnp.diag(matrix, -1), -1)
             )
+        eye = jnp.eye(size, dtype=dtype)
+        if lx.positive_semidefinite_tag in tags or lx.negative_semidefinite_tag in tags:
+            matrix = matrix @ matrix.T.conj() / size + eye / 2
+            if lx.negative_semidefinite_tag in tags:
+                matrix = -matrix
+        if lx.lower_triangular_tag in tags or lx.upper_triangular_tag in tags:
+            matrix = matrix / size**0.5 + 2 * eye
+            if lx.unit_diagonal_tag in tags:
+                matrix = matrix - jnp.diag(jnp.diag(matrix)) + eye
+            if lx.lower_triangular_tag in tags:
+                matrix = jnp.tril(matrix)
+            else:
+                matrix = jnp.triu(matrix)
         if np.linalg.cond(np.asarray(matrix, dtype=np.complex128)) <= max_cond:
             return matrix
 

@@ -29,7 +29,14 @@ _ROW_KEYS = {
     "speedup",
     "floor_multiple",
 }
-_SUITES = {"small_dense", "batched_rhs", "tridiagonal", "gradients", "end_to_end"}
+_SUITES = {
+    "small_dense",
+    "small_psd",
+    "batched_rhs",
+    "tridiagonal",
+    "gradients",
+    "end_to_end",
+}
 
 
 def test_smoke(tmp_path):

@@ -141,6 +141,8 @@ def test_jvp_and_grad(getkey, solver, tags, reference):
 
 @_params
 def test_singular_throw_and_no_throw(solver, tags):
+    if lx.unit_diagonal_tag in tags:
+        pytest.skip("a unit triangular matrix is never singular")
     matrix = jnp.zeros((_SIZE, _SIZE), jnp.float64)
     operator = operator_from(matrix, tags)
     vector = jnp.ones(_SIZE)

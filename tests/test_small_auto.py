@@ -81,10 +81,16 @@ _dispatch_cases = [
     ("tridiagonal", 5, False, 16, _auto),
     ("diagonal", 5, None, 16, _auto),
     ("identity", 5, None, 16, _auto),
-    ("lower", 5, None, 16, _auto),
-    ("upper", 5, True, 16, _auto),
-    ("psd", 5, None, 16, _auto),
-    ("nsd", 5, None, 16, _auto),
+    ("lower", 5, None, 16, lxk.UnrolledSmallTriangular),
+    ("upper", 5, True, 16, lxk.UnrolledSmallTriangular),
+    ("lower", 17, None, 16, _auto),
+    ("upper", 5, False, 16, _auto),
+    ("psd", 5, None, 16, lxk.UnrolledSmallCholesky),
+    ("nsd", 5, True, 16, lxk.UnrolledSmallCholesky),
+    ("psd", 6, None, 6, lxk.UnrolledSmallCholesky),
+    ("psd", 7, None, 6, _auto),
+    ("psd", 5, False, 16, _auto),
+    ("nsd", 17, None, 16, _auto),
     ("tall", 3, None, 16, _auto),
     ("wide", 3, None, 16, _auto),
     ("tall", 3, False, 16, _auto),
@@ -106,11 +112,16 @@ def test_dispatch(getkey, kind, size, well_posed, max_size, expected):
 
 def test_dispatch_custom_fallback(getkey):
     solver = lxk.SmallAuto(max_size=4, fallback=lx.QR())
-    for kind, size in [("dense", 5), ("diagonal", 3), ("psd", 3), ("tall", 3)]:
+    for kind, size in [("dense", 5), ("diagonal", 3), ("psd", 5), ("tall", 3)]:
         operator = _make_operator(getkey(), kind, size, jnp.float64)
         assert solver.select_solver(operator) == lx.QR()
-    operator = _make_operator(getkey(), "dense", 4, jnp.float64)
-    assert type(solver.select_solver(operator)) is lxk.UnrolledSmallLU
+    for kind, expected in [
+        ("dense", lxk.UnrolledSmallLU),
+        ("psd", lxk.UnrolledSmallCholesky),
+        ("lower", lxk.UnrolledSmallTriangular),
+    ]:
+        operator = _make_operator(getkey(), kind, 4, jnp.float64)
+        assert type(solver.select_solver(operator)) is expected
 
 
 _square_kinds = (
@@ -234,7 +245,17 @@ def test_transpose_conj_delegate(getkey, kind, size, well_posed, dtype):
     assert tree_allclose(out, _solve_with_state(chosen, c_state, vector, c_options))
 
 
-@pytest.mark.parametrize("kind, size", [("dense", 4), ("tridiagonal", 6)])
+@pytest.mark.parametrize(
+    "kind, size",
+    [
+        ("dense", 4),
+        ("tridiagonal", 6),
+        ("psd", 4),
+        ("nsd", 3),
+        ("lower", 4),
+        ("upper", 3),
+    ],
+)
 @pytest.mark.parametrize("dtype", (jnp.float64, jnp.complex128))
 def test_transpose_conj_kernels(getkey, kind, size, dtype):
     # For our own kernels, check the contract against the truth as well:
@@ -258,7 +279,10 @@ def test_transpose_conj_kernels(getkey, kind, size, dtype):
     assert tree_allclose(out, expected, rtol=t, atol=t)
 
 
-@pytest.mark.parametrize("kind, size", [("dense", 4), ("tridiagonal", 6), ("psd", 4)])
+@pytest.mark.parametrize(
+    "kind, size",
+    [("dense", 4), ("tridiagonal", 6), ("psd", 4), ("nsd", 3), ("lower", 4)],
+)
 def test_vmap_jvp(getkey, kind, size):
     # Batched over operators and differentiated, as in a batched Newton solve.
     dtype = jnp.float64

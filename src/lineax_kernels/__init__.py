@@ -7,7 +7,9 @@ from ._native import (
 from ._solver import (
     ScanTridiagonal as ScanTridiagonal,
     SmallAuto as SmallAuto,
+    UnrolledSmallCholesky as UnrolledSmallCholesky,
     UnrolledSmallLU as UnrolledSmallLU,
+    UnrolledSmallTriangular as UnrolledSmallTriangular,
 )
 
 

@@ -6,13 +6,16 @@ from jaxtyping import Array, PyTree
 
 from .. import _native
 from .scan_tridiagonal import ScanTridiagonal
+from .unrolled_small_cholesky import UnrolledSmallCholesky
 from .unrolled_small_lu import UnrolledSmallLU
+from .unrolled_small_triangular import UnrolledSmallTriangular
 
 
-# Which solver `init` chose, as a static string ("tridiagonal", "small_lu" or
-# "fallback"), and that solver's own state. As in `lineax.AutoLinearSolver`, the state
-# holds a token and not the solver itself: the solver is rebuilt from `self` in
-# `compute`, so the state carries no Python objects beyond one hashable string.
+# Which solver `init` chose, as a static string ("tridiagonal", "small_triangular",
+# "small_cholesky", "small_lu" or "fallback"), and that solver's own state. As in
+# `lineax.AutoLinearSolver`, the state holds a token and not the solver itself: the
+# solver is rebuilt from `self` in `compute`, so the state carries no Python objects
+# beyond one hashable string.
 _SmallAutoState: TypeAlias = tuple[eqxi.Static, Any]
 
 
@@ -26,12 +29,14 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             [`lineax.Diagonal`][]).
         - If the operator is tridiagonal, then use
             [`lineax_kernels.ScanTridiagonal`][] (any size).
-        - If the operator is triangular, or positive or negative (semi-)definite,
-            then use `fallback` (by default [`lineax.Triangular`][] or
-            [`lineax.Cholesky`][]).
-        - If its size is at most `max_size`, then use
-            [`lineax_kernels.UnrolledSmallLU`][].
-        - Else use `fallback` (by default [`lineax.LU`][]).
+        - If its size is at most `max_size`:
+            - If the operator is triangular, then use
+                [`lineax_kernels.UnrolledSmallTriangular`][].
+            - If it is positive or negative (semi-)definite, then use
+                [`lineax_kernels.UnrolledSmallCholesky`][].
+            - Else use [`lineax_kernels.UnrolledSmallLU`][].
+        - Else use `fallback` (by default [`lineax.Triangular`][],
+            [`lineax.Cholesky`][] or [`lineax.LU`][], by the same tags).
     - Else use `fallback`. By default that is `lineax.AutoLinearSolver(well_posed)`,
         which handles non-square operators with [`lineax.QR`][] when
         `well_posed=None`, raises an error for them when `well_posed=True`, and uses
@@ -50,14 +55,16 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
 
     !!! info
 
-        Tagged operators keep Lineax's structured solvers: they do less work than an
-        LU factorisation. Tridiagonal operators go to `ScanTridiagonal` so that they
+        Diagonal operators keep [`lineax.Diagonal`][]: it does no factorisation at
+        all. The order of the checks is that of `lineax.AutoLinearSolver`, so an
+        operator with several tags gets the same kind of solver from both.
+        Tridiagonal operators go to `ScanTridiagonal` so that they
         are pivoted the same way on every backend (`lax.linalg.tridiagonal_solve`,
         behind `lineax.Tridiagonal`, pivots only on CPU); on a CPU
         `lineax.Tridiagonal` is currently faster (see `benchmarks/`), so use
         `solver=lx.Tridiagonal()` directly there if speed matters more than
-        backend-independent pivoting. `UnrolledSmallLU` and `ScanTridiagonal` need
-        a nonsingular operator, so neither is used when `well_posed=False`.
+        backend-independent pivoting. All of this library's solvers need a
+        nonsingular operator, so none is used when `well_posed=False`.
     """
 
     well_posed: bool | None = None
@@ -80,6 +87,10 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     def _lookup(self, token: str) -> lx.AbstractLinearSolver:
         if token == "tridiagonal":
             return ScanTridiagonal()
+        elif token == "small_triangular":
+            return UnrolledSmallTriangular(max_size=self.max_size)
+        elif token == "small_cholesky":
+            return UnrolledSmallCholesky(max_size=self.max_size)
         elif token == "small_lu":
             return UnrolledSmallLU(max_size=self.max_size, backend=self.backend)
         else:
@@ -93,16 +104,15 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             return "fallback"
         if lx.is_tridiagonal(operator):
             return "tridiagonal"
-        if (
-            lx.is_lower_triangular(operator)
-            or lx.is_upper_triangular(operator)
-            or lx.is_positive_semidefinite(operator)
-            or lx.is_negative_semidefinite(operator)
-        ):
+        if not 0 < size <= self.max_size:
             return "fallback"
-        if 0 < size <= self.max_size:
-            return "small_lu"
-        return "fallback"
+        if lx.is_lower_triangular(operator) or lx.is_upper_triangular(operator):
+            return "small_triangular"
+        if lx.is_positive_semidefinite(operator) or lx.is_negative_semidefinite(
+            operator
+        ):
+            return "small_cholesky"
+        return "small_lu"
 
     def select_solver(
         self, operator: lx.AbstractLinearOperator
@@ -148,7 +158,7 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         return (token, sub_state), options
 
     def assume_full_rank(self):
-        # `UnrolledSmallLU` and `ScanTridiagonal` both assume full rank, so this
+        # All of this library's solvers assume full rank, so this
         # solver does exactly when every operator it might see does: when the
         # fallback does.
         return self._fallback().assume_full_rank()
@@ -162,8 +172,10 @@ SmallAuto.__init__.__doc__ = """**Arguments:**
     operators; `False` handles rank-deficient operators, and so always uses
     `fallback`.
 - `max_size`: the largest square operator sent to
-    [`lineax_kernels.UnrolledSmallLU`][] (default 16, its own limit: on a CPU its
-    native kernel beats LAPACK up to there; see `benchmarks/`).
+    [`lineax_kernels.UnrolledSmallLU`][],
+    [`lineax_kernels.UnrolledSmallCholesky`][] or
+    [`lineax_kernels.UnrolledSmallTriangular`][] (default 16: on a CPU their
+    native kernels beat LAPACK up to there; see `benchmarks/`).
 - `fallback`: the solver for every operator not handled above. Defaults to
     `lineax.AutoLinearSolver(well_posed=well_posed)`.
 - `backend`: passed to the solvers of this library that it dispatches to (see

@@ -10,7 +10,7 @@ import lineax.internal as lxi
 from jaxtyping import Array, Inexact, Int, PyTree
 
 from .. import _native
-from .._misc import abs1, nonfinite_guard
+from .._misc import abs1, materialise as _materialise, nonfinite_guard
 
 
 # The LU factors of one d x d matrix, kept entry by entry rather than as one array: a
@@ -43,24 +43,9 @@ def _select(which: Array, *cases: Array) -> Array:
     return lax.select_n(which, *[jnp.broadcast_to(c, shape) for c in cases])
 
 
-# From this size on, each elimination step's results are materialised (see below).
+# From this size on, each elimination step's results are materialised
+# (`_misc.materialise`).
 _MATERIALISE_FROM = 5
-
-
-def _materialise(x: Array) -> Array:
-    """Returns `x`, computed once. XLA fuses cheap elementwise operations into each
-    of their consumers, so without this every fused kernel that reads an entry of
-    the partly eliminated matrix recomputes that entry's whole history of selects
-    and updates: at d = 8 the compiled program does ~8x the work of the source, and
-    compile time explodes. A division is an operation XLA will not duplicate, so
-    dividing by a computed one (exactly 1 for finite `x`; NaN for inf/NaN, which
-    keeps non-finite values non-finite) makes it compute `x` once and read it back.
-    """
-    if jnp.issubdtype(x.dtype, jnp.integer):
-        # Integer division does not count as expensive to XLA; small integers are
-        # exact in float32.
-        return _materialise(x.astype(jnp.float32)).astype(x.dtype)
-    return x / (x * 0 + 1)
 
 
 def _lu_factor_entries(a: list[list[Array]]) -> _Factors:
