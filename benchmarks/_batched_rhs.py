@@ -1,5 +1,5 @@
-# One d x d operator, M = 1e5 right-hand sides: lxk.UnrolledSmallLU vmapped over the
-# right-hand side only (factorises once) vs jnp.linalg.solve(A, B) with B (d, M),
+# One d x d operator, M = 1e5 right-hand sides: lxk.UnrolledSmallLU (native and pure
+# JAX) vmapped over the right-hand side only (factorises once) vs jnp.linalg.solve(A, B) with B (d, M),
 # vmapped lx.LU and numpy.linalg.solve(A, B).
 import jax
 import jax.numpy as jnp
@@ -30,8 +30,14 @@ def _make_case(size, dtype) -> Case:
     transpose = lambda x: x.T
     methods = [
         Method(
-            "lxk.UnrolledSmallLU",
-            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 8))),
+            "lxk.UnrolledSmallLU (native)",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 16), backend="native")),
+            args,
+            lxk=True,
+        ),
+        Method(
+            "lxk.UnrolledSmallLU (pure JAX)",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 16), backend="jax")),
             args,
             lxk=True,
         ),

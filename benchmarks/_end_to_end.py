@@ -24,7 +24,8 @@ from ._harness import Case, jit_once, Method, Suite, tolerance
 
 
 _LINEAR_SOLVERS = (
-    ("lxk.UnrolledSmallLU", lxk.UnrolledSmallLU(), True),
+    ("lxk.SmallAuto (native)", lxk.SmallAuto(backend="native"), True),
+    ("lxk.SmallAuto (pure JAX)", lxk.SmallAuto(backend="jax"), True),
     ("default lx.AutoLinearSolver(well_posed=None)", None, False),
 )
 
@@ -231,9 +232,14 @@ SUITE = Suite(
     description="optimistix Newton and BFGS, diffrax Kvaerno5 ensembles",
     sizes={
         "smoke": [("newton", 3, 16), ("bfgs", 3, 16), ("robertson", 4, 1.0)],
-        "quick": [("newton", 4, 1000), ("bfgs", 5, 1000), ("robertson", 64, 100.0)],
+        "quick": [
+            ("newton", 6, 1000),
+            ("bfgs", 5, 1000),
+            ("robertson", 64, 100.0),
+        ],
         "full": [
             ("newton", 4, 10_000),
+            ("newton", 6, 1000),
             ("newton", 8, 10_000),
             ("bfgs", 5, 1000),
             ("bfgs", 5, 10_000),

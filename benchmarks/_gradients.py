@@ -86,7 +86,18 @@ def _dense_case(d, n, dtype) -> Case:
     argnums = (0, 1)
     vmapped = lambda solver: _grad(jax.vmap(p.lineax_dense(solver)), argnums)
     methods = [
-        Method("lxk.UnrolledSmallLU", vmapped(lxk.UnrolledSmallLU()), args, lxk=True),
+        Method(
+            "lxk.UnrolledSmallLU (native)",
+            vmapped(lxk.UnrolledSmallLU(backend="native")),
+            args,
+            lxk=True,
+        ),
+        Method(
+            "lxk.UnrolledSmallLU (pure JAX)",
+            vmapped(lxk.UnrolledSmallLU(backend="jax")),
+            args,
+            lxk=True,
+        ),
         Method("lx default (LU)", vmapped(lx.AutoLinearSolver(well_posed=True)), args),
         Method("jnp.linalg.solve", _grad(p.jnp_dense, argnums), args),
     ]

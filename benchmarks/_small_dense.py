@@ -1,6 +1,6 @@
-# Many small dense systems: N operators d x d, N d^2 ~ 4e6 (1e6 quick), float64 by
-# default. lxk.UnrolledSmallLU (vmapped) vs jnp.linalg.solve (batched), vmapped
-# lx.LU and numpy.linalg.solve.
+# Many small dense systems: N operators d x d, N d^2 ~ 4e6, float64 by default.
+# lxk.UnrolledSmallLU (vmapped; its native CPU kernel and its pure-JAX kernel as two
+# rows) vs jnp.linalg.solve (batched), vmapped lx.LU and numpy.linalg.solve.
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -19,8 +19,14 @@ def _make_case(size, dtype) -> Case:
     vmapped = lambda solver: jit_once(jax.vmap(p.lineax_dense(solver)))
     methods = [
         Method(
-            "lxk.UnrolledSmallLU",
-            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 8))),
+            "lxk.UnrolledSmallLU (native)",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 16), backend="native")),
+            args,
+            lxk=True,
+        ),
+        Method(
+            "lxk.UnrolledSmallLU (pure JAX)",
+            vmapped(lxk.UnrolledSmallLU(max_size=max(d, 16), backend="jax")),
             args,
             lxk=True,
         ),
@@ -48,10 +54,9 @@ SUITE = Suite(
     name="small_dense",
     description="N small dense d x d systems (vmap over operator and rhs)",
     sizes={
-        "smoke": _sizes((2, 3), 2e3),
-        # d = 12 and 16 take minutes to compile for UnrolledSmallLU: --full only.
-        "quick": _sizes((2, 4, 6, 8), 1e6),
-        "full": _sizes((1, 2, 3, 4, 6, 8, 12, 16), 4e6),
+        "smoke": _sizes((2, 3, 6), 2e3),
+        "quick": _sizes((2, 4, 8, 16), 4e6),
+        "full": _sizes((1, 2, 3, 4, 6, 8, 12, 16, 24, 32), 4e6),
     },
     make_case=_make_case,
     plots=(Plot(x="d", y="per_system_s"),),

@@ -9,6 +9,7 @@
 #include <complex>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -69,10 +70,20 @@ ffi::Error DispatchSize(int d, F&& f) {
 // thread and on XLA's intra-op thread pool. Chunks are claimed from a shared
 // counter, so the caller never waits for a pool task that has not started (no
 // deadlock if the pool is busy): it waits only for chunks already claimed.
+// Threads a kernel may use: XLA's intra-op pool plus the calling thread, capped by
+// the environment variable LINEAX_KERNELS_NUM_THREADS if set (read once; used by
+// the benchmarks to compare 1 and 2 threads).
+inline int64_t MaxThreads(ffi::ThreadPool& pool) {
+  static const int64_t cap = [] {
+    const char* env = std::getenv("LINEAX_KERNELS_NUM_THREADS");
+    return env != nullptr ? std::max<int64_t>(1, std::atoll(env)) : int64_t{1} << 30;
+  }();
+  return std::min<int64_t>(cap, std::max<int64_t>(1, pool.num_threads()) + 1);
+}
+
 template <typename Fn>
 void ParallelFor(ffi::ThreadPool& pool, int64_t n, int64_t grain, Fn fn) {
-  const int64_t threads = std::max<int64_t>(1, pool.num_threads());
-  const int64_t max_chunks = threads + 1;
+  const int64_t max_chunks = MaxThreads(pool);
   const int64_t chunks =
       std::min<int64_t>(max_chunks, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
   if (chunks <= 1) {
