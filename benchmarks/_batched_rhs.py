@@ -1,6 +1,6 @@
 # One d x d operator, M = 1e5 right-hand sides: lxk.UnrolledSmallLU (native and pure
-# JAX) vmapped over the right-hand side only (factorises once) vs jnp.linalg.solve(A, B) with B (d, M),
-# vmapped lx.LU and numpy.linalg.solve(A, B).
+# JAX) vmapped over the right-hand side only (factorises once) vs
+# jnp.linalg.solve(A, B) with B (d, M), vmapped lx.LU and numpy.linalg.solve(A, B).
 import jax
 import jax.numpy as jnp
 import lineax as lx
