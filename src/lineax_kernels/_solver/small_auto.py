@@ -4,14 +4,21 @@ import equinox.internal as eqxi
 import lineax as lx
 from jaxtyping import Array, PyTree
 
+from .._operator import (
+    BlockTridiagonalLinearOperator,
+    PeriodicTridiagonalLinearOperator,
+)
+from .block_tridiagonal import BlockTridiagonal
+from .periodic_tridiagonal import PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal
 from .unrolled_small_lu import UnrolledSmallLU
 
 
-# Which solver `init` chose, as a static string ("tridiagonal", "small_lu" or
-# "fallback"), and that solver's own state. As in `lineax.AutoLinearSolver`, the state
-# holds a token and not the solver itself: the solver is rebuilt from `self` in
-# `compute`, so the state carries no Python objects beyond one hashable string.
+# Which solver `init` chose, as a static string ("periodic", "block", "tridiagonal",
+# "small_lu" or "fallback"), and that solver's own state. As in
+# `lineax.AutoLinearSolver`, the state holds a token and not the solver itself: the
+# solver is rebuilt from `self` in `compute`, so the state carries no Python objects
+# beyond one hashable string.
 _SmallAutoState: TypeAlias = tuple[eqxi.Static, Any]
 
 
@@ -21,6 +28,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     they apply:
 
     - If `well_posed` is not `False` and the operator is square:
+        - If the operator is a
+            [`lineax_kernels.PeriodicTridiagonalLinearOperator`][], then use
+            [`lineax_kernels.PeriodicTridiagonal`][]; if it is a
+            [`lineax_kernels.BlockTridiagonalLinearOperator`][], then use
+            [`lineax_kernels.BlockTridiagonal`][] (any size).
         - If the operator is diagonal, then use `fallback` (by default
             [`lineax.Diagonal`][]).
         - If the operator is tridiagonal, then use
@@ -55,8 +67,8 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         behind `lineax.Tridiagonal`, pivots only on CPU); on a CPU
         `lineax.Tridiagonal` is currently faster (see `benchmarks/`), so use
         `solver=lx.Tridiagonal()` directly there if speed matters more than
-        backend-independent pivoting. `UnrolledSmallLU` and `ScanTridiagonal` need
-        a nonsingular operator, so neither is used when `well_posed=False`.
+        backend-independent pivoting. The kernels of this library need a
+        nonsingular operator, so none is used when `well_posed=False`.
     """
 
     well_posed: bool | None = None
@@ -75,7 +87,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         return self.fallback
 
     def _lookup(self, token: str) -> lx.AbstractLinearSolver:
-        if token == "tridiagonal":
+        if token == "periodic":
+            return PeriodicTridiagonal()
+        elif token == "block":
+            return BlockTridiagonal()
+        elif token == "tridiagonal":
             return ScanTridiagonal()
         elif token == "small_lu":
             return UnrolledSmallLU(max_size=self.max_size)
@@ -86,6 +102,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         size = operator.in_size()
         if self.well_posed is False or size != operator.out_size():
             return "fallback"
+        # By type, not by tag: lineax has no tags for these structures.
+        if isinstance(operator, PeriodicTridiagonalLinearOperator):
+            return "periodic"
+        if isinstance(operator, BlockTridiagonalLinearOperator):
+            return "block"
         if lx.is_diagonal(operator):
             return "fallback"
         if lx.is_tridiagonal(operator):
@@ -145,9 +166,9 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         return (token, sub_state), options
 
     def assume_full_rank(self):
-        # `UnrolledSmallLU` and `ScanTridiagonal` both assume full rank, so this
-        # solver does exactly when every operator it might see does: when the
-        # fallback does.
+        # `UnrolledSmallLU`, `ScanTridiagonal`, `PeriodicTridiagonal` and
+        # `BlockTridiagonal` all assume full rank, so this solver does exactly when
+        # every operator it might see does: when the fallback does.
         return self._fallback().assume_full_rank()
 
 
