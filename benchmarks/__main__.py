@@ -14,7 +14,15 @@ jax.config.update("jax_enable_x64", True)  # before any array is made
 import numpy as np
 import tqdm
 
-from . import _batched_rhs, _end_to_end, _gradients, _report, _small_dense, _tridiagonal
+from . import (
+    _batched_rhs,
+    _end_to_end,
+    _gradients,
+    _periodic_block,
+    _report,
+    _small_dense,
+    _tridiagonal,
+)
 from ._harness import PROFILES, run_case
 
 
@@ -22,6 +30,8 @@ SUITES = [
     _small_dense.SUITE,
     _batched_rhs.SUITE,
     _tridiagonal.SUITE,
+    _periodic_block.PERIODIC,
+    _periodic_block.BLOCK,
     _gradients.SUITE,
     _end_to_end.SUITE,
 ]

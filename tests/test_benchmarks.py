@@ -29,7 +29,15 @@ _ROW_KEYS = {
     "speedup",
     "floor_multiple",
 }
-_SUITES = {"small_dense", "batched_rhs", "tridiagonal", "gradients", "end_to_end"}
+_SUITES = {
+    "small_dense",
+    "batched_rhs",
+    "tridiagonal",
+    "periodic",
+    "block_tridiagonal",
+    "gradients",
+    "end_to_end",
+}
 
 
 def test_smoke(tmp_path):
