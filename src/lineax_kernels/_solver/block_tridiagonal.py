@@ -69,24 +69,35 @@ def _panel_factor_arrays(panel: Array, steps: int) -> tuple[Array, Array, Array]
     pivots (the first largest `|Re| + |Im|`), the same row swaps and the same
     arithmetic. Returns the eliminated panel, `perm` and `iperm`, shape `(m, ...)`.
     """
-    m = panel.shape[0]
+    m, p = panel.shape[:2]
     batch = panel.shape[2:]
+    # Fixed-shape masked updates rather than slices and concatenations, so that XLA
+    # fuses each step into a few loops over the whole panel.
     rows = jnp.arange(m, dtype=jnp.int32).reshape((m,) + (1,) * len(batch))
+    columns = jnp.arange(p, dtype=jnp.int32).reshape((1, p) + (1,) * len(batch))
     perm = jnp.broadcast_to(rows, (m,) + batch)
     for k in range(steps):
-        rest = panel[k:]
-        which = jnp.argmax(abs1(rest[:, k]), axis=0).astype(jnp.int32)  # (...)
-        is_pivot = rows[: m - k] == which[None]  # (m - k, ...)
-        pivot_row = jnp.sum(jnp.where(is_pivot[:, None], rest, 0), axis=0)
-        pivot_perm = jnp.sum(jnp.where(is_pivot, perm[k:], 0), axis=0, dtype=jnp.int32)
-        # Row k goes where the pivot row was, and the pivot row to row k.
-        rest = jnp.where(is_pivot[:, None], panel[k][None], rest)
-        rest_perm = jnp.where(is_pivot, perm[k][None], perm[k:])
-        multipliers = rest[1:, k] / pivot_row[k][None]
-        below = rest[1:, k + 1 :] - multipliers[:, None] * pivot_row[None, k + 1 :]
-        below = jnp.concatenate([rest[1:, :k], multipliers[:, None], below], axis=1)
-        panel = jnp.concatenate([panel[:k], pivot_row[None], below])
-        perm = jnp.concatenate([perm[:k], pivot_perm[None], rest_perm[1:]])
+        magnitude = jnp.where(rows >= k, abs1(panel[:, k]), -1)
+        which = jnp.argmax(magnitude, axis=0).astype(jnp.int32)[None]  # (1, ...)
+        is_pivot = rows == which
+        pivot_row = jnp.sum(jnp.where(is_pivot[:, None], panel, 0), axis=0)
+        pivot_perm = jnp.sum(jnp.where(is_pivot, perm, 0), axis=0, dtype=jnp.int32)
+        # Swap rows k and `which`, then eliminate below row k.
+        is_k = rows == k
+        panel = jnp.where(
+            is_k[:, None],
+            pivot_row[None],
+            jnp.where(is_pivot[:, None], panel[k][None], panel),
+        )
+        perm = jnp.where(
+            is_k, pivot_perm[None], jnp.where(is_pivot, perm[k][None], perm)
+        )
+        multipliers = jnp.where(rows > k, panel[:, k] / pivot_row[k][None], 0)
+        update = jnp.where(columns > k, pivot_row[None], 0)
+        panel = panel - multipliers[:, None] * update
+        panel = jnp.where(
+            (rows[:, None] > k) & (columns == k), multipliers[:, None], panel
+        )
     is_row = perm[:, None] == rows[None]
     iperm = jnp.sum(jnp.where(is_row, rows[:, None], 0), axis=0, dtype=jnp.int32)
     return panel, perm, iperm
