@@ -120,7 +120,7 @@ def test_matches_dense(dtype, n, k):
     for (d, l, u), b, x in zip(blocks, vectors, xs):
         assert x.dtype == dtype
         _check(_dense(d, l, u), b, np.asarray(x), dtype, k)
-    if dtype in (jnp.float64, jnp.complex64):
+    if dtype == jnp.float64 and k <= 2:
         # One system, no vmap: k <= 2 runs the straight-line LU of `UnrolledSmallLU`
         # in each step instead of the array-level elimination.
         for (d, l, u), b in zip(blocks, vectors):
@@ -128,7 +128,8 @@ def test_matches_dense(dtype, n, k):
             _check(_dense(d, l, u), b, np.asarray(x), dtype, k)
 
 
-@pytest.mark.parametrize("k", (4, 8))
+# (k = 8 works too, but compiles for ~15 s on a loaded 2-core machine.)
+@pytest.mark.parametrize("k", (4,))
 def test_larger_blocks(k):
     n = 5
     for i, kind in enumerate(("zero_diagonal", "general")):
@@ -229,3 +230,26 @@ def test_small_auto():
     b = jnp.ones(6)
     x = lx.linear_solve(operator, b, lxk.SmallAuto()).value
     np.testing.assert_allclose(x, np.linalg.solve(_dense(d, l, u), b), rtol=1e-10)
+
+
+def test_vmap_partly_batched_operator():
+    # Only the diagonal blocks batched: the unbatched blocks (here empty, n = 1,
+    # and nonempty, n = 3) are broadcast along the batch.
+    for n in (1, 3):
+        ds, ls, us = zip(*[_blocks(i, n, 2, jnp.float64, "dominant") for i in range(3)])
+        d, l, u = np.stack(ds), ls[0], us[0]
+        b = np.ones(2 * n)
+        solve = jax.vmap(
+            lambda d: (
+                lx.linear_solve(
+                    lxk.BlockTridiagonalLinearOperator(d, l, u),
+                    b,
+                    lxk.BlockTridiagonal(),
+                ).value
+            )
+        )
+        xs = jax.jit(solve)(d)
+        for di, x in zip(d, xs):
+            np.testing.assert_allclose(
+                x, np.linalg.solve(_dense(di, l, u), b), rtol=1e-10
+            )

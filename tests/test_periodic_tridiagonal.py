@@ -77,7 +77,7 @@ def _solve(d, l, u, b):
 
 
 @pytest.mark.parametrize("dtype", dtypes)
-@pytest.mark.parametrize("n", (1, 2, 3, 4, 7, 10))
+@pytest.mark.parametrize("n", (1, 2, 3, 4, 7))
 def test_matches_dense(dtype, n):
     kinds = [
         kind
@@ -92,7 +92,7 @@ def test_matches_dense(dtype, n):
     for (d, l, u), b, x in zip(diagonals, vectors, xs):
         assert x.dtype == dtype
         _check(_dense(d, l, u), b, np.asarray(x), dtype)
-    if dtype in (jnp.float64, jnp.complex64):
+    if dtype in (jnp.float64, jnp.complex128):
         # One system, no vmap: a different code path in each scan step.
         for (d, l, u), b in zip(diagonals, vectors):
             _check(_dense(d, l, u), b, np.asarray(jax.jit(_solve)(d, l, u, b)), dtype)

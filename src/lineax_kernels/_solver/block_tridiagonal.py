@@ -328,7 +328,9 @@ def _make_factor(unroll: int):
     @factor.def_vmap
     def factor_vmap(axis_size, in_batched, *blocks):
         blocks = [
-            jnp.broadcast_to(_to_end(x, b), x.shape[-3:] + (axis_size,))
+            jnp.broadcast_to(
+                _to_end(x, b) if b else x[..., None], x.shape[-3:] + (axis_size,)
+            )
             for x, b in zip(blocks, in_batched)
         ]
         blocks = lax.optimization_barrier(blocks)
