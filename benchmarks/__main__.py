@@ -18,6 +18,7 @@ from . import (
     _batched_rhs,
     _end_to_end,
     _gradients,
+    _periodic_block,
     _report,
     _small_dense,
     _small_psd,
@@ -31,6 +32,8 @@ SUITES = [
     _small_psd.SUITE,
     _batched_rhs.SUITE,
     _tridiagonal.SUITE,
+    _periodic_block.PERIODIC,
+    _periodic_block.BLOCK,
     _gradients.SUITE,
     _end_to_end.SUITE,
 ]

@@ -8,6 +8,13 @@ import lineax_kernels as lxk
 import numpy as np
 
 
+# Marker tags (not lineax tags) for the structures that have no lineax tag: a matrix
+# made with one of them has that sparsity pattern, and `operator_from` builds the
+# matching `lxk` operator.
+periodic_tridiagonal_tag = "lxk.periodic_tridiagonal"
+block_tridiagonal_tag = "lxk.block_tridiagonal(k=2)"
+_BLOCK_SIZE = 2
+
 # One list of the solvers; every generic contract test (solve, vmap, jvp, transpose,
 # conj, singular) runs over it. Adding a solver takes one line here.
 # (solver, tags, reference solver from lineax)
@@ -37,6 +44,8 @@ solvers_tags_reference = [
         lx.Triangular(),
     ),
     (lxk.SmallAuto(), frozenset([lx.upper_triangular_tag]), lx.Triangular()),
+    (lxk.PeriodicTridiagonal(), frozenset([periodic_tridiagonal_tag]), lx.LU()),
+    (lxk.BlockTridiagonal(), frozenset([block_tridiagonal_tag]), lx.LU()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
 solvers = [s for s, _, _ in solvers_tags_reference]
@@ -90,11 +99,33 @@ def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
                 matrix = jnp.tril(matrix)
             else:
                 matrix = jnp.triu(matrix)
+        if periodic_tridiagonal_tag in tags:
+            i, j = np.indices((size, size))
+            distance = np.abs(i - j)
+            matrix = jnp.where((distance <= 1) | (distance == size - 1), matrix, 0)
+        if block_tridiagonal_tag in tags:
+            i, j = np.indices((size, size)) // _BLOCK_SIZE
+            matrix = jnp.where(np.abs(i - j) <= 1, matrix, 0)
         if np.linalg.cond(np.asarray(matrix, dtype=np.complex128)) <= max_cond:
             return matrix
 
 
 def operator_from(matrix, tags):
+    if periodic_tridiagonal_tag in tags:
+        # Exact for size >= 3 (below that, entries of the ring coincide).
+        size = matrix.shape[0]
+        i = np.arange(size)
+        return lxk.PeriodicTridiagonalLinearOperator(
+            jnp.diag(matrix), matrix[i, (i - 1) % size], matrix[i, (i + 1) % size]
+        )
+    if block_tridiagonal_tag in tags:
+        k = _BLOCK_SIZE
+        n = matrix.shape[0] // k
+        blocks = matrix.reshape(n, k, n, k)
+        i = np.arange(n)
+        return lxk.BlockTridiagonalLinearOperator(
+            blocks[i, :, i, :], blocks[i[1:], :, i[:-1], :], blocks[i[:-1], :, i[1:], :]
+        )
     if lx.tridiagonal_tag in tags:
         return lx.TridiagonalLinearOperator(
             jnp.diag(matrix), jnp.diag(matrix, -1), jnp.diag(matrix, 1)

@@ -34,6 +34,8 @@ _SUITES = {
     "small_psd",
     "batched_rhs",
     "tridiagonal",
+    "periodic",
+    "block_tridiagonal",
     "gradients",
     "end_to_end",
 }

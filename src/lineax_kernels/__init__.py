@@ -4,7 +4,13 @@ from ._native import (
     backend_info as backend_info,
     NativeBackendWarning as NativeBackendWarning,
 )
+from ._operator import (
+    BlockTridiagonalLinearOperator as BlockTridiagonalLinearOperator,
+    PeriodicTridiagonalLinearOperator as PeriodicTridiagonalLinearOperator,
+)
 from ._solver import (
+    BlockTridiagonal as BlockTridiagonal,
+    PeriodicTridiagonal as PeriodicTridiagonal,
     ScanTridiagonal as ScanTridiagonal,
     SmallAuto as SmallAuto,
     UnrolledSmallCholesky as UnrolledSmallCholesky,

@@ -1,3 +1,5 @@
+from .block_tridiagonal import BlockTridiagonal as BlockTridiagonal
+from .periodic_tridiagonal import PeriodicTridiagonal as PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal as ScanTridiagonal
 from .small_auto import SmallAuto as SmallAuto
 from .unrolled_small_cholesky import UnrolledSmallCholesky as UnrolledSmallCholesky

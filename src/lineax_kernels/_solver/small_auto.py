@@ -5,14 +5,21 @@ import lineax as lx
 from jaxtyping import Array, PyTree
 
 from .. import _native
+from .._operator import (
+    BlockTridiagonalLinearOperator,
+    PeriodicTridiagonalLinearOperator,
+)
+from .block_tridiagonal import BlockTridiagonal
+from .periodic_tridiagonal import PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal
 from .unrolled_small_cholesky import UnrolledSmallCholesky
 from .unrolled_small_lu import UnrolledSmallLU
 from .unrolled_small_triangular import UnrolledSmallTriangular
 
 
-# Which solver `init` chose, as a static string ("tridiagonal", "small_triangular",
-# "small_cholesky", "small_lu" or "fallback"), and that solver's own state. As in
+# Which solver `init` chose, as a static string ("periodic", "block", "tridiagonal",
+# "small_triangular", "small_cholesky", "small_lu" or "fallback"), and that solver's
+# own state. As in
 # `lineax.AutoLinearSolver`, the state holds a token and not the solver itself: the
 # solver is rebuilt from `self` in `compute`, so the state carries no Python objects
 # beyond one hashable string.
@@ -25,6 +32,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     they apply:
 
     - If `well_posed` is not `False` and the operator is square:
+        - If the operator is a
+            [`lineax_kernels.PeriodicTridiagonalLinearOperator`][], then use
+            [`lineax_kernels.PeriodicTridiagonal`][]; if it is a
+            [`lineax_kernels.BlockTridiagonalLinearOperator`][], then use
+            [`lineax_kernels.BlockTridiagonal`][] (any size).
         - If the operator is diagonal, then use `fallback` (by default
             [`lineax.Diagonal`][]).
         - If the operator is tridiagonal, then use
@@ -85,7 +97,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         return self.fallback
 
     def _lookup(self, token: str) -> lx.AbstractLinearSolver:
-        if token == "tridiagonal":
+        if token == "periodic":
+            return PeriodicTridiagonal()
+        elif token == "block":
+            return BlockTridiagonal()
+        elif token == "tridiagonal":
             return ScanTridiagonal()
         elif token == "small_triangular":
             return UnrolledSmallTriangular(max_size=self.max_size)
@@ -100,6 +116,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         size = operator.in_size()
         if self.well_posed is False or size != operator.out_size():
             return "fallback"
+        # By type, not by tag: lineax has no tags for these structures.
+        if isinstance(operator, PeriodicTridiagonalLinearOperator):
+            return "periodic"
+        if isinstance(operator, BlockTridiagonalLinearOperator):
+            return "block"
         if lx.is_diagonal(operator):
             return "fallback"
         if lx.is_tridiagonal(operator):
