@@ -24,17 +24,13 @@ def _make_case(size, dtype) -> Case:
     vectors = generator.standard_normal((n, d)).astype(dtype)
     args = (jnp.asarray(matrices), jnp.asarray(vectors))
     vmapped = lambda solve: jit_once(jax.vmap(solve))
-    max_size = max(d, 8)
+    psd = lambda backend: lxk.UnrolledSmallCholesky(max_size=d, backend=backend)
     methods = [
+        Method("lxk (native)", vmapped(p.lineax_psd(psd("native"))), args, lxk=True),
+        Method("lxk (pure JAX)", vmapped(p.lineax_psd(psd("jax"))), args, lxk=True),
         Method(
-            "lxk.UnrolledSmallCholesky",
-            vmapped(p.lineax_psd(lxk.UnrolledSmallCholesky(max_size=max_size))),
-            args,
-            lxk=True,
-        ),
-        Method(
-            "lxk.UnrolledSmallLU",
-            vmapped(p.lineax_dense(lxk.UnrolledSmallLU(max_size=max_size))),
+            "lxk.UnrolledSmallLU (native)",
+            vmapped(p.lineax_dense(lxk.UnrolledSmallLU(max_size=max(d, 16)))),
             args,
             lxk=True,
         ),
@@ -63,8 +59,7 @@ SUITE = Suite(
     description="N small SPD d x d systems (vmap over operator and rhs)",
     sizes={
         "smoke": _sizes((2, 3), 2e3),
-        # d = 12 and 16 take long to compile for the unrolled kernels: --full only.
-        "quick": _sizes((2, 4, 8), 1e6),
+        "quick": _sizes((2, 4, 8, 16), 1e6),
         "full": _sizes((2, 3, 4, 6, 8, 12, 16), 4e6),
     },
     make_case=_make_case,
