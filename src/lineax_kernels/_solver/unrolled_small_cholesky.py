@@ -138,7 +138,11 @@ def _cholesky_solve_rolled(
 # Up to this size the pure-JAX kernel is straight-line code; above it, rolled loops
 # (`_cholesky_solve_rolled`), because the straight-line program's trace and lowering
 # time grow like d**3, and `lax.platform_dependent` traces and lowers the pure-JAX
-# branch on CPU too, where the native kernel runs.
+# branch on CPU too, where the native kernel runs: a first vmapped call at d = 8
+# took 1.1 s with straight-line code up to 8, against 0.6 s with the rolled loops
+# (as for vmapped `lx.Cholesky`). The rolled loops are slower to run (on CPU 7 us
+# per system at d = 8, against 0.4 us straight-line): that is the GPU path's and
+# `backend="jax"`'s cost of keeping first calls short.
 _STRAIGHT_LINE_MAX = 4
 
 
