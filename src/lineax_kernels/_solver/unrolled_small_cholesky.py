@@ -190,11 +190,10 @@ def _solve(matrix, vector, *, conj: bool, negate: bool, backend):
 
 
 class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]):
-    """Cholesky decomposition, generated as straight-line code for the static size of
-    the operator: no loops, no LAPACK call. It needs no pivoting and half the
-    arithmetic of [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under
-    `jax.vmap` it is much faster than [`lineax.Cholesky`][], which calls LAPACK once
-    per matrix.
+    """Cholesky decomposition for many small systems, specialised to the static size
+    of the operator: no LAPACK call, no pivoting, and half the arithmetic of
+    [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under `jax.vmap` it
+    is much faster than [`lineax.Cholesky`][], which calls LAPACK once per matrix.
 
     The operator must be square and tagged `lx.positive_semidefinite_tag` or
     `lx.negative_semidefinite_tag` (a negative definite operator is factorised as
@@ -202,7 +201,8 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
     operator: it must be Hermitian). As for `lineax.Cholesky`, the operator must in
     fact be positive (negative) definite: a matrix that is not, semidefinite or
     indefinite, gives a non-finite solution and so `RESULTS.singular`, never a finite
-    wrong answer; so does non-finite input.
+    wrong answer; so does non-finite input (except +inf on the diagonal, whose
+    limit is finite, as with LAPACK).
 
     There are two kernels, chosen per platform inside one compiled program:
 

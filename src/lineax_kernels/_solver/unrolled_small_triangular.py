@@ -229,9 +229,9 @@ def _solve(matrix, vector, *, backend, **flags):
 
 
 class UnrolledSmallTriangular(lx.AbstractLinearSolver[_UnrolledSmallTriangularState]):
-    """Forward or back substitution for small triangular operators, generated as
-    straight-line code for the static size of the operator, like
-    [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under `jax.vmap` this
+    """Forward or back substitution for small triangular operators, specialised to the
+    static size of the operator, like [`lineax_kernels.UnrolledSmallLU`][]. For many
+    tiny systems under `jax.vmap` this
     is much faster than [`lineax.Triangular`][], which calls `trsv`/`trsm` once per
     matrix.
 
