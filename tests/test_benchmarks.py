@@ -77,6 +77,7 @@ def test_smoke(tmp_path):
     plots = sorted(out.glob("*.png"))
     assert {p.name for p in plots} == {
         "small_dense_per_system_s_vs_d.png",
+        "small_psd_per_system_s_vs_d.png",
         "tridiagonal_speedup_vs_batch.png",
     }
     for plot in plots:
