@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "xla/ffi/api/ffi.h"
@@ -30,6 +31,43 @@ inline int64_t NumSystems(const ffi::AnyBuffer& buffer, int64_t per_system) {
 // Checks that an operand holds `n` systems or one shared by all.
 inline bool BatchMatches(int64_t systems, int64_t n) {
   return systems == n || systems == 1;
+}
+
+// Batches smaller than this many bytes of input run on one thread: below it the
+// cost of waking pool threads exceeds the work.
+inline constexpr int64_t kParallelBytes = 1 << 18;
+
+// The batch of a dense solve `a: (..., d, d), b: (..., d) -> x: (..., d)`: checks
+// shapes and dtypes (an error here is a bug in the Python wrapper, not bad data)
+// and gives the size d, the number of systems n and those of each operand (n, or
+// 1 for an operand shared by the whole batch).
+struct DenseBatch {
+  int d = 0;
+  int64_t n = 0, na = 0, nb = 0;
+};
+
+inline ffi::Error CheckDenseBatch(const char* name, const ffi::AnyBuffer& a,
+                                  const ffi::AnyBuffer& b, const ffi::AnyBuffer& x,
+                                  DenseBatch& out) {
+  auto a_dims = a.dimensions();
+  auto b_dims = b.dimensions();
+  if (a_dims.size() < 2 || b_dims.size() < 1 ||
+      a_dims[a_dims.size() - 1] != a_dims[a_dims.size() - 2] ||
+      a_dims[a_dims.size() - 1] != b_dims[b_dims.size() - 1]) {
+    return ffi::Error::InvalidArgument(std::string(name) +
+                                       ": expected a: (..., d, d) and b: (..., d)");
+  }
+  if (a.element_type() != b.element_type() || a.element_type() != x.element_type()) {
+    return ffi::Error::InvalidArgument(std::string(name) + ": mismatched dtypes");
+  }
+  out.d = static_cast<int>(b_dims[b_dims.size() - 1]);
+  out.n = NumSystems(x, out.d);
+  out.na = NumSystems(a, int64_t{out.d} * out.d);
+  out.nb = NumSystems(b, out.d);
+  if (!BatchMatches(out.na, out.n) || !BatchMatches(out.nb, out.n)) {
+    return ffi::Error::InvalidArgument(std::string(name) + ": mismatched batch sizes");
+  }
+  return ffi::Error::Success();
 }
 
 // Calls f.template operator()<T>() for the buffer's element type.
@@ -118,9 +156,18 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, int64_t grain, Fn fn) {
   shared->cv.wait(lock, [&] { return shared->done == chunks; });
 }
 
-// Batches smaller than this many bytes of input run on one thread: below it the
-// cost of waking pool threads exceeds the work.
-inline constexpr int64_t kParallelBytes = 1 << 18;
+// Runs range(begin, end) over [0, n): on the calling thread for a batch of fewer
+// than kParallelBytes, else split over the thread pool in chunks of at least
+// `grain` systems.
+template <typename Range>
+void RunBatch(ffi::ThreadPool& pool, int64_t n, int64_t bytes, int64_t grain,
+              Range&& range) {
+  if (bytes < kParallelBytes) {
+    range(int64_t{0}, n);
+  } else {
+    ParallelFor(pool, n, grain, range);
+  }
+}
 
 }  // namespace lxk
 

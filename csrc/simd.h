@@ -12,6 +12,7 @@
 #ifndef LINEAX_KERNELS_SIMD_H_
 #define LINEAX_KERNELS_SIMD_H_
 
+#include <cmath>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
@@ -114,6 +115,33 @@ template <typename V>
 LXK_INLINE V AddReal(V a, V r) {
   return a + r;
 }
+// The real part; |a|^2; a * r for a real lane vector r; -a.
+template <typename V>
+LXK_INLINE V Re(V a) {
+  return a;
+}
+template <typename V>
+LXK_INLINE V AbsSq(V a) {
+  return a * a;
+}
+template <typename V>
+LXK_INLINE V Scale(V a, V r) {
+  return a * r;
+}
+template <typename V>
+LXK_INLINE V Neg(V a) {
+  return -a;
+}
+// Lane-wise square root; a negative or NaN lane gives NaN. (With -fno-math-errno,
+// set in CMakeLists.txt, std::sqrt needs no errno and this vectorises to one
+// square-root instruction.)
+template <typename V>
+LXK_INLINE V Sqrt(V a) {
+  constexpr int kN = sizeof(V) / sizeof(a[0]);
+  V r;
+  for (int s = 0; s < kN; ++s) r[s] = std::sqrt(a[s]);
+  return r;
+}
 
 // ---- Complex elements ----------------------------------------------------------
 // LAPACK's cabs1: |Re| + |Im|, the magnitude ?getrf and ?gttrf pivot by.
@@ -156,6 +184,22 @@ LXK_INLINE V NonFinite(Cplx<V> a) {
 template <typename V>
 LXK_INLINE Cplx<V> AddReal(Cplx<V> a, V r) {
   return {a.re + r, a.im + r};
+}
+template <typename V>
+LXK_INLINE V Re(Cplx<V> a) {
+  return a.re;
+}
+template <typename V>
+LXK_INLINE V AbsSq(Cplx<V> a) {
+  return a.re * a.re + a.im * a.im;
+}
+template <typename V>
+LXK_INLINE Cplx<V> Scale(Cplx<V> a, V r) {
+  return {a.re * r, a.im * r};
+}
+template <typename V>
+LXK_INLINE Cplx<V> Neg(Cplx<V> a) {
+  return {-a.re, -a.im};
 }
 
 // ---- Moving systems between the caller's layout and a tile ------------------------
@@ -226,6 +270,26 @@ LXK_INLINE void StoreTile(const typename Lanes<T>::E* in, int lanes, int count,
   } else {
     StoreTileN<0>(in, lanes, count, stride, base);
   }
+}
+
+// LoadTile indices: entry e of a system is its entry e, or entry table[e].
+struct Identity {
+  LXK_INLINE std::ptrdiff_t operator()(int e) const { return e; }
+};
+struct Offsets {
+  const std::ptrdiff_t* table;
+  LXK_INLINE std::ptrdiff_t operator()(int e) const { return table[e]; }
+};
+
+// Lane 0 of a tile element broadcast to every lane (a tile loaded from one system,
+// made into a tile of W copies of it).
+template <typename V>
+LXK_INLINE V BroadcastLane0(V a) {
+  return V{} + a[0];
+}
+template <typename V>
+LXK_INLINE Cplx<V> BroadcastLane0(Cplx<V> a) {
+  return {V{} + a.re[0], V{} + a.im[0]};
 }
 
 // One scalar broadcast to every lane, as a tile element.

@@ -131,9 +131,6 @@ struct MatrixIndex {
     return trans ? (e % d) * d + e / d : e;
   }
 };
-struct Identity {
-  LXK_INLINE std::ptrdiff_t operator()(int e) const { return e; }
-};
 
 // x = op(A)^{-1} b for systems [begin, end) of a batch, op(A) = A, A^T, conj(A) or
 // A^H. A system's matrix is at a + s * a_stride (a_stride = 0: one matrix for the

@@ -1,9 +1,11 @@
-// Standalone test and timing of small_cholesky.h:
-//   g++ -O3 -march=native -std=c++17 csrc/test_small_cholesky.cc -o /tmp/t && /tmp/t
+// Standalone test and timing of small_cholesky.h and small_triangular.h:
+//   g++ -O3 -march=native -fno-math-errno -std=c++20 csrc/test_small_cholesky.cc \
+//     -o /tmp/t && /tmp/t
 // Compares every kernel with a simple scalar reference for D = 1..16 and all four
-// types (random Hermitian positive definite A, random triangular A), checks that
-// non-positive-definite input gives non-finite x, then times
-// CholeskyFactorSolveBatch (including the AoS -> SoA transpose of each tile) in ns
+// types (random Hermitian positive definite A, random triangular A), through both
+// the static-size (D <= 8) and the run-time-size (D = 0) instantiations, checks
+// that non-positive-definite input gives non-finite x, then times
+// CholeskySolveRange (tiles loaded from and stored to the caller's layout) in ns
 // per system for D = 2, 4, 8, 16 at N * D^2 ~ 4e6.
 #include <algorithm>
 #include <chrono>
@@ -15,15 +17,35 @@
 
 #include "small_cholesky.h"
 
-namespace lxk = lineax_kernels;
+inline constexpr int kMaxStaticSize = 8;  // as in ffi_common.h
 
 template <typename T>
-using Real = typename lxk::ScalarTraits<T>::Real;
+using Real = typename lxk::Lanes<T>::R;
+
+// The batch drivers, with the static size for D <= kMaxStaticSize (as the FFI
+// handlers dispatch) and the run-time size above.
+template <typename T, int D>
+void CholeskyBatch(const T* a, const T* b, T* x, std::int64_t n, bool conj = false) {
+  constexpr int S = D <= kMaxStaticSize ? D : 0;
+  lxk::CholeskySolveRange<T, S>(D, a, D * D, b, D, x, 0, n, conj, false);
+}
+
+template <typename T, int D>
+void TriangularBatch(const T* a, const T* b, T* x, std::int64_t n, bool lower,
+                     bool unit, bool transpose, bool conjugate) {
+  constexpr int S = D <= kMaxStaticSize ? D : 0;
+  if (unit)
+    lxk::TriangularSolveRange<T, S, true>(D, a, D * D, b, D, x, 0, n, !lower,
+                                          transpose, conjugate);
+  else
+    lxk::TriangularSolveRange<T, S, false>(D, a, D * D, b, D, x, 0, n, !lower,
+                                           transpose, conjugate);
+}
 
 template <typename T>
 T Random(std::mt19937_64& rng) {
   std::normal_distribution<double> normal;
-  if constexpr (lxk::ScalarTraits<T>::kComplex)
+  if constexpr (lxk::Lanes<T>::kComplex)
     return T(Real<T>(normal(rng)), Real<T>(normal(rng)));
   else
     return T(normal(rng));
@@ -31,7 +53,7 @@ T Random(std::mt19937_64& rng) {
 
 template <typename T>
 T Conj(T x) {
-  if constexpr (lxk::ScalarTraits<T>::kComplex)
+  if constexpr (lxk::Lanes<T>::kComplex)
     return std::conj(x);
   else
     return x;
@@ -98,7 +120,7 @@ int failures = 0;
 
 template <typename T, int D>
 void TestOne(std::mt19937_64& rng) {
-  constexpr int W = lxk::kDefaultLanes<T>;
+  constexpr int W = lxk::Lanes<T>::W;
   const int n = 2 * W + 3;  // two full tiles and a padded one
   std::vector<T> a(n * D * D), b(n * D), x(n * D);
   for (int s = 0; s < n; ++s) {
@@ -113,7 +135,7 @@ void TestOne(std::mt19937_64& rng) {
       }
     for (int i = 0; i < D; ++i) b[s * D + i] = Random<T>(rng);
   }
-  lxk::CholeskyFactorSolveBatch<T, D>(a.data(), b.data(), x.data(), n);
+  CholeskyBatch<T, D>(a.data(), b.data(), x.data(), n);
   double worst = 0;
   for (int s = 0; s < n; ++s) {
     auto ref = ReferenceCholeskySolve(D, &a[s * D * D], &b[s * D]);
@@ -121,23 +143,16 @@ void TestOne(std::mt19937_64& rng) {
       worst = std::max(worst, double(std::abs(ref[i] - x[s * D + i]) /
                                      (1 + std::abs(ref[i]))));
   }
-  // Separate factor and solve (and conj), on the first tile.
-  std::vector<T> a_tile(D * D * W), l_tile(D * D * W), b_tile(D * W), x_tile(D * W);
-  lxk::PackTile<T, D * D, W>(a.data(), W, a_tile.data(), D + 1);
-  lxk::PackTile<T, D, W>(b.data(), W, b_tile.data());
-  lxk::CholeskyFactorTile<T, D, W>(a_tile.data(), l_tile.data());
-  for (bool conjugate : {false, true}) {
-    lxk::CholeskySolveTile<T, D, W>(l_tile.data(), b_tile.data(), x_tile.data(),
-                                    conjugate);
-    for (int s = 0; s < W; ++s) {
-      std::vector<T> as(D * D), bs(D);
-      for (int k = 0; k < D * D; ++k) as[k] = conjugate ? Conj(a[s * D * D + k]) : a[s * D * D + k];
-      for (int k = 0; k < D; ++k) bs[k] = b[s * D + k];
-      auto ref = ReferenceCholeskySolve(D, as.data(), bs.data());
-      for (int i = 0; i < D; ++i)
-        worst = std::max(worst, double(std::abs(ref[i] - x_tile[i * W + s]) /
-                                       (1 + std::abs(ref[i]))));
-    }
+  // With conj(A) (= A^T), on the first tile.
+  CholeskyBatch<T, D>(a.data(), b.data(), x.data(), W, true);
+  for (int s = 0; s < W; ++s) {
+    std::vector<T> as(D * D), bs(D);
+    for (int k = 0; k < D * D; ++k) as[k] = Conj(a[s * D * D + k]);
+    for (int k = 0; k < D; ++k) bs[k] = b[s * D + k];
+    auto ref = ReferenceCholeskySolve(D, as.data(), bs.data());
+    for (int i = 0; i < D; ++i)
+      worst = std::max(worst, double(std::abs(ref[i] - x[s * D + i]) /
+                                     (1 + std::abs(ref[i]))));
   }
   // Triangular solves, all flag combinations; the other triangle is NaN.
   for (int flags = 0; flags < 16; ++flags) {
@@ -153,8 +168,8 @@ void TestOne(std::mt19937_64& rng) {
           if (i == j && unit) v = T(NAN);
           t[(s * D + i) * D + j] = in ? v : T(NAN);
         }
-    lxk::TriangularSolveBatch<T, D>(t.data(), b.data(), x.data(), n, lower, unit,
-                                    transpose, conjugate);
+    TriangularBatch<T, D>(t.data(), b.data(), x.data(), n, lower, unit, transpose,
+                          conjugate);
     for (int s = 0; s < n; ++s) {
       auto ref = ReferenceTriangularSolve(D, &t[s * D * D], &b[s * D], lower, unit,
                                           transpose, conjugate);
@@ -173,7 +188,7 @@ void TestOne(std::mt19937_64& rng) {
         if (i == D - 1) diag = kind == 0 ? T(0) : kind == 1 ? T(-1) : kind == 2 ? T(NAN) : T(-1e-30);
         bad[(s * D + i) * D + i] = diag;
       }
-    lxk::CholeskyFactorSolveBatch<T, D>(bad.data(), rhs.data(), out.data(), W);
+    CholeskyBatch<T, D>(bad.data(), rhs.data(), out.data(), W);
     for (int s = 0; s < W; ++s) {
       bool finite = true;
       for (int i = 0; i < D; ++i)
@@ -210,7 +225,7 @@ void Time(const char* name) {
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {
     auto start = std::chrono::steady_clock::now();
-    lxk::CholeskyFactorSolveBatch<T, D>(a.data(), b.data(), x.data(), n);
+    CholeskyBatch<T, D>(a.data(), b.data(), x.data(), n);
     auto stop = std::chrono::steady_clock::now();
     best = std::min(best, std::chrono::duration<double>(stop - start).count());
   }

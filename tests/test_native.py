@@ -53,6 +53,37 @@ def test_native_is_built_and_used_on_cpu():
     )
 
 
+@pytest.mark.parametrize(
+    "solver, tags, target",
+    [
+        (lxk.UnrolledSmallLU, frozenset(), "lxk_small_lu_solve"),
+        (
+            lxk.UnrolledSmallCholesky,
+            frozenset([lx.positive_semidefinite_tag]),
+            "lxk_small_cholesky_solve",
+        ),
+        (
+            lxk.UnrolledSmallTriangular,
+            frozenset([lx.lower_triangular_tag]),
+            "lxk_small_triangular_solve",
+        ),
+    ],
+)
+def test_every_solver_uses_its_target(solver, tags, target):
+    def solve(s):
+        return lambda m, v: (
+            lx.linear_solve(lx.MatrixLinearOperator(m, tags), v, s, throw=False).value
+        )
+
+    m, v = jnp.eye(3), jnp.ones(3)
+    assert target in _hlo(solve(solver()), m, v)
+    assert target in _hlo(solve(solver(backend="native")), m, v)
+    assert target not in _hlo(solve(solver(backend="jax")), m, v)
+    # SmallAuto passes its backend on.
+    assert target in _hlo(solve(lxk.SmallAuto()), m, v)
+    assert target not in _hlo(solve(lxk.SmallAuto(backend="jax")), m, v)
+
+
 def test_backend_validation():
     # A ValueError from `__check_init__`; under the test suite's jaxtyping hook the
     # `Literal` annotation catches it first, as a TypeError.

@@ -13,6 +13,8 @@ from .helpers import dtypes, make_matrix, random, tol
 _MAX = lxk.UnrolledSmallCholesky().max_size
 _PSD = lx.positive_semidefinite_tag
 _NSD = lx.negative_semidefinite_tag
+# Both kernels: native (CPU) and pure JAX, on every test of behaviour.
+_backends = pytest.mark.parametrize("backend", ("native", "jax"))
 
 
 def _random_unitary(rng, d, complex_):
@@ -23,23 +25,25 @@ def _random_unitary(rng, d, complex_):
     return q
 
 
-def _special_matrices(d, rng, complex_):
+def _special_matrices(d, rng, complex_, bits=64):
     """Hermitian positive definite matrices that stress a Cholesky kernel, as a
-    (batch, d, d) numpy array with a name per entry."""
+    (batch, d, d) numpy array with a name per entry. In 32-bit precision the
+    condition numbers and the diagonal's range are cut to what float32 holds."""
     out = {}
     m = rng.standard_normal((d, d))
     if complex_:
         m = m + 1j * rng.standard_normal((d, d))
     out["random"] = m @ m.conj().T + np.eye(d)
     q = _random_unitary(rng, d, complex_)
-    for cond in (1e4, 1e8, 1e12):
+    for cond in (1e4, 1e8, 1e12) if bits > 32 else (1e2, 1e4):
         eigs = np.logspace(0, -np.log10(cond), d)
         out[f"cond_{cond:.0e}"] = (q * eigs) @ q.conj().T
     # Graded: D A D with D spanning 16 orders of magnitude (Cholesky is invariant to
     # this scaling, and LAPACK's backward error is componentwise small).
-    scales = 10.0 ** np.linspace(-8, 8, d)
-    out["graded_1e+-8"] = scales[:, None] * out["random"] * scales[None, :]
-    out["diagonal_1e+-150"] = np.diag(10.0 ** (150.0 * (-1.0) ** np.arange(d)))
+    scales = 10.0 ** (np.linspace(-8, 8, d) if bits > 32 else np.linspace(-4, 4, d))
+    out["graded"] = scales[:, None] * out["random"] * scales[None, :]
+    big = 150.0 if bits > 32 else 15.0
+    out["diagonal_1e+-big"] = np.diag(10.0 ** (big * (-1.0) ** np.arange(d)))
     out["identity"] = np.eye(d)
     out = {k: (v + v.conj().T) / 2 for k, v in out.items()}  # exactly Hermitian
     return list(out), np.stack(list(out.values()))
@@ -62,14 +66,17 @@ def _backward_error(a, x, b):
     )
 
 
+@_backends
 @pytest.mark.parametrize(
     "d, tag", [(d, "psd") for d in range(1, _MAX + 1)] + [(3, "nsd"), (_MAX, "nsd")]
 )
-@pytest.mark.parametrize("dtype", (np.float64, np.complex128))
-def test_special_matrices_against_lapack(d, dtype, tag):
-    complex_ = dtype == np.complex128
+@pytest.mark.parametrize("dtype", dtypes, ids=lambda d: np.dtype(d).name)
+def test_special_matrices_against_lapack(d, dtype, tag, backend):
+    # Both kernels against LAPACK (in the same precision), every size and dtype.
+    complex_ = np.issubdtype(dtype, np.complexfloating)
+    bits = np.finfo(dtype).bits
     rng = np.random.default_rng(d)
-    names, matrices = _special_matrices(d, rng, complex_)
+    names, matrices = _special_matrices(d, rng, complex_, bits)
     matrices = matrices.astype(dtype)
     x_true = rng.standard_normal((len(names), d)).astype(dtype)
     vectors = np.einsum("bij,bj->bi", matrices, x_true)
@@ -77,14 +84,20 @@ def test_special_matrices_against_lapack(d, dtype, tag):
         signed, tags = -matrices, _NSD
     else:
         signed, tags = matrices, _PSD
-    x, result = _batched_solve(lxk.UnrolledSmallCholesky(), tags)(signed, vectors)
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x, result = _batched_solve(solver, tags)(signed, vectors)
     if tag == "nsd":
         x = -x  # (-A) x = b  <=>  A (-x) = b
     x = np.asarray(x)
+    assert x.dtype == dtype
     assert np.all(np.asarray(result) == lx.RESULTS.successful._value)
-    eps = np.finfo(dtype).eps
+    eps = float(np.finfo(dtype).eps)
     for name, a, b, xi, xt in zip(names, matrices, vectors, x, x_true):
         x_lapack = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=True), b)
+        # Errors measured in double precision, so that they are the solvers'.
+        a, b, xi, xt, x_lapack = (
+            y.astype(np.complex128) for y in (a, b, xi, xt, x_lapack)
+        )
         ours = _backward_error(a, xi, b)
         theirs = _backward_error(a, x_lapack, b)
         assert ours <= max(10 * theirs, 2 * d * eps), (name, ours, theirs)
@@ -97,31 +110,31 @@ def test_special_matrices_against_lapack(d, dtype, tag):
 
 @pytest.mark.parametrize("dtype", (np.float64, np.complex128))
 def test_factor_matches_numpy_cholesky(dtype):
-    # The state holds L (strictly lower entries, reciprocal diagonal) with
-    # A = L L^H, the factor `numpy.linalg.cholesky` returns.
+    # The straight-line pure-JAX factorisation gives L (strictly lower entries,
+    # reciprocal diagonal) with A = L L^H, the factor `numpy.linalg.cholesky`
+    # returns. (The state holds the matrix; this is the GPU path's factor.)
+    from lineax_kernels._solver.unrolled_small_cholesky import _cholesky_factor
+
     rng = np.random.default_rng(0)
-    solver = lxk.UnrolledSmallCholesky()
     for d in range(1, _MAX + 1):
         _, matrices = _special_matrices(d, rng, dtype == np.complex128)
         a = matrices[0].astype(dtype)
-        (strict, inverse_diagonal), *_ = solver.init(
-            lx.MatrixLinearOperator(jnp.asarray(a), _PSD), {}
-        )
+        strict, inverse_diagonal = _cholesky_factor(jnp.asarray(a))
         factor = np.diag(1 / np.asarray(inverse_diagonal)).astype(dtype)
         factor[np.tril_indices(d, -1)] = np.asarray(strict)
         np.testing.assert_allclose(factor, np.linalg.cholesky(a), rtol=1e-13)
 
 
-@pytest.mark.parametrize("d", (1, 2, 3, _MAX))
+@_backends
+@pytest.mark.parametrize("d", (1, 2, 3, 5, 9, _MAX))
 @pytest.mark.parametrize("dtype", dtypes)
-def test_unbatched_random(getkey, d, dtype):
+def test_unbatched_random(getkey, d, dtype, backend):
     matrix = make_matrix(getkey(), frozenset([_PSD]), d, dtype)
     x_true = random(getkey(), (d,), dtype)
     vector = matrix @ x_true
     operator = lx.MatrixLinearOperator(matrix, _PSD)
-    x = jax.jit(lambda o, v: lx.linear_solve(o, v, lxk.UnrolledSmallCholesky()).value)(
-        operator, vector
-    )
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x = jax.jit(lambda o, v: lx.linear_solve(o, v, solver).value)(operator, vector)
     assert x.dtype == dtype
     np.testing.assert_allclose(x, x_true, rtol=tol(dtype), atol=tol(dtype))
 
@@ -147,35 +160,51 @@ def _not_positive_definite(complex_):
     return cases
 
 
+@_backends
 @pytest.mark.parametrize("dtype", (np.float64, np.complex128))
-def test_not_positive_definite_is_singular(dtype):
+def test_not_positive_definite_is_singular(dtype, backend):
     cases = _not_positive_definite(dtype == np.complex128)
     matrices = np.stack([m for _, m in cases]).astype(dtype)
     vectors = np.ones((len(cases), 3), dtype)
-    x, result = _batched_solve(lxk.UnrolledSmallCholesky(), _PSD)(matrices, vectors)
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x, result = _batched_solve(solver, _PSD)(matrices, vectors)
     for (name, _), xi, r in zip(cases, np.asarray(x), np.asarray(result)):
         assert r == lx.RESULTS.singular._value, name
         assert not np.all(np.isfinite(xi)), name
     # NSD: the same matrices negated.
-    x, result = _batched_solve(lxk.UnrolledSmallCholesky(), _NSD)(-matrices, vectors)
+    x, result = _batched_solve(solver, _NSD)(-matrices, vectors)
     assert np.all(np.asarray(result) == lx.RESULTS.singular._value)
+    # One matrix, many right-hand sides (factorised once).
+    for m in matrices:
+        operator = lx.MatrixLinearOperator(jnp.asarray(m), _PSD)
+        solve = jax.vmap(
+            lambda v: lx.linear_solve(operator, v, solver, throw=False).result._value
+        )
+        assert np.all(np.asarray(solve(jnp.ones((20, 3), dtype))) != 0)
+    # Larger sizes (the looped kernels): a zero last pivot.
+    for d in (9, 16):
+        m = np.eye(d, dtype=dtype)
+        m[-1, -1] = 0
+        operator = lx.MatrixLinearOperator(jnp.asarray(m), _PSD)
+        sol = lx.linear_solve(operator, jnp.ones(d, dtype), solver, throw=False)
+        assert sol.result == lx.RESULTS.singular
     # Unbatched, and with throw=True.
     operator = lx.MatrixLinearOperator(jnp.asarray(matrices[1]), _PSD)
     with pytest.raises(Exception, match="singular"):
-        jax.block_until_ready(
-            lx.linear_solve(operator, jnp.ones(3, dtype), lxk.UnrolledSmallCholesky())
-        )
+        jax.block_until_ready(lx.linear_solve(operator, jnp.ones(3, dtype), solver))
 
 
+@_backends
 @pytest.mark.parametrize("bad", (np.nan, np.inf, -np.inf))
-def test_nonfinite_input(bad):
+def test_nonfinite_input(bad, backend):
     matrix = np.eye(3) * 2.0
     matrix[2, 1] = matrix[1, 2] = bad
     diagonal = np.eye(3) * 2.0
     diagonal[0, 0] = bad
     matrices = np.stack([matrix, diagonal, np.eye(3)])
     vectors = np.ones((3, 3))
-    x, result = _batched_solve(lxk.UnrolledSmallCholesky(), _PSD)(matrices, vectors)
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x, result = _batched_solve(solver, _PSD)(matrices, vectors)
     bad_systems = [0] if bad == np.inf else [0, 1]
     assert np.all(np.asarray(result)[bad_systems] == lx.RESULTS.singular._value)
     assert not np.any(np.all(np.isfinite(np.asarray(x)[bad_systems]), axis=1))
@@ -190,7 +219,8 @@ def test_nonfinite_input(bad):
     np.testing.assert_allclose(np.asarray(x)[2], np.ones(3))
 
 
-def test_reads_lower_triangle_only():
+@_backends
+def test_reads_lower_triangle_only(backend):
     # As LAPACK's ?potrf(uplo="L"): the strict upper triangle and the imaginary part
     # of the diagonal are never read.
     rng = np.random.default_rng(0)
@@ -199,17 +229,30 @@ def test_reads_lower_triangle_only():
     garbage = np.tril(a) + np.triu(np.full((4, 4), np.nan), 1) + 5j * np.eye(4)
     b = rng.standard_normal(4) + 0j
     operator = lx.MatrixLinearOperator(jnp.asarray(garbage), _PSD)
-    x = lx.linear_solve(operator, jnp.asarray(b), lxk.UnrolledSmallCholesky()).value
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x = lx.linear_solve(operator, jnp.asarray(b), solver).value
     np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-12)
+    # Batched, and at a size with the looped kernels.
+    for d in (4, 12):
+        m = rng.standard_normal((3, d, d)) + 1j * rng.standard_normal((3, d, d))
+        a = m @ m.conj().transpose(0, 2, 1) + np.eye(d)
+        garbage = np.tril(a) + np.triu(np.full((d, d), np.nan), 1) + 5j * np.eye(d)
+        b = rng.standard_normal((3, d)) + 0j
+        x, _ = _batched_solve(solver, _PSD)(garbage, b)
+        np.testing.assert_allclose(
+            x, np.linalg.solve(a, b[..., None])[..., 0], rtol=1e-11
+        )
 
 
-def test_float32_against_lapack():
+@_backends
+def test_float32_against_lapack(backend):
     rng = np.random.default_rng(0)
     m = rng.standard_normal((4096, 4, 4))
     matrices = (m @ m.transpose(0, 2, 1) + 0.1 * np.eye(4)).astype(np.float32)
     x_true = rng.standard_normal((4096, 4)).astype(np.float32)
     vectors = np.einsum("bij,bj->bi", matrices, x_true)
-    x, result = _batched_solve(lxk.UnrolledSmallCholesky(), _PSD)(matrices, vectors)
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+    x, result = _batched_solve(solver, _PSD)(matrices, vectors)
     assert np.all(np.asarray(result) == lx.RESULTS.successful._value)
     x_lapack = np.stack(
         [
@@ -223,30 +266,38 @@ def test_float32_against_lapack():
     assert np.max(err) <= 10 * np.max(err_lapack) + 1e-5
 
 
-def test_batched_rhs_factorises_once():
-    # vmap over the vector only: the factor stays unbatched (one factorisation).
-    matrix = make_matrix(jax.random.key(0), frozenset([_PSD]), 4, jnp.float64)
+@_backends
+@pytest.mark.parametrize("d", (4, 12))
+def test_batched_rhs_factorises_once(backend, d):
+    # vmap over the vector only: the factorisation stays unbatched (done once).
+    matrix = make_matrix(jax.random.key(0), frozenset([_PSD]), d, jnp.float64)
     operator = lx.MatrixLinearOperator(matrix, _PSD)
-    solver = lxk.UnrolledSmallCholesky()
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
     state = solver.init(operator, {})
-    vectors = jax.random.normal(jax.random.key(1), (100, 4))
+    vectors = jax.random.normal(jax.random.key(1), (100, d))
 
     def solve(v):
         return lx.linear_solve(operator, v, solver, state=state).value
 
     x = jax.jit(jax.vmap(solve))(vectors)
-    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, vectors.T).T, rtol=1e-12)
-    # No factorisation (no square root) inside the batched computation.
-    assert "sqrt" not in str(jax.make_jaxpr(jax.vmap(solve))(vectors))
+    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, vectors.T).T, rtol=1e-11)
+    hlo = jax.jit(jax.vmap(solve)).lower(vectors).as_text()
+    # The matrix is never broadcast along the batch; in pure JAX, no square root
+    # is batched (the native kernel factorises a shared matrix once itself).
+    assert f"100x{d}x{d}" not in hlo
+    if backend == "jax":
+        sqrts = [line for line in hlo.splitlines() if "sqrt" in line]
+        assert sqrts and not any("100" in line for line in sqrts), sqrts
 
 
+@_backends
 @pytest.mark.parametrize("dtype", (jnp.float64, jnp.complex128))
-def test_transpose_conj_hermitian(getkey, dtype):
+def test_transpose_conj_hermitian(getkey, dtype, backend):
     # For a Hermitian A, A^T = conj(A) != A when A is complex: the transposed state
     # must solve with conj(A) (lineax's own `Cholesky.transpose` needed this fix).
     matrix = make_matrix(getkey(), frozenset([_PSD]), 4, dtype)
     vector = random(getkey(), (4,), dtype)
-    solver = lxk.UnrolledSmallCholesky()
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
     state = solver.init(lx.MatrixLinearOperator(matrix, _PSD), {})
     for transform, expected in (
         (solver.transpose, matrix.T),
@@ -289,6 +340,8 @@ def test_errors():
         )
     with pytest.raises(ValueError, match="at least 1"):
         lxk.UnrolledSmallCholesky(max_size=0)
+    with pytest.raises((ValueError, TypeError), match="backend"):
+        lxk.UnrolledSmallCholesky(backend="cuda")  # pyright: ignore[reportArgumentType]
 
 
 def test_max_size_can_be_raised():
@@ -325,3 +378,50 @@ def test_pytree_operator(getkey, tag):
     pytree = lx.PyTreeLinearOperator(operator.as_matrix(), jnp.zeros(3), tag)
     x = lx.linear_solve(pytree, matrix @ jnp.arange(3.0), lxk.UnrolledSmallCholesky())
     np.testing.assert_allclose(x.value, jnp.arange(3.0), rtol=1e-10, atol=1e-12)
+
+
+@_backends
+@pytest.mark.parametrize("tag", (_PSD, _NSD))
+@pytest.mark.parametrize("axes", ("operator", "vector", "both"))
+@pytest.mark.parametrize("d", (2, 7, 13))
+def test_vmap(getkey, backend, tag, axes, d):
+    # Batched operator, vector or both, against LAPACK; with a batch that is not a
+    # multiple of the SIMD width (a partial last tile).
+    batch = 37
+    dtype = jnp.complex128
+    matrices = jnp.stack(
+        [make_matrix(getkey(), frozenset([tag]), d, dtype) for _ in range(batch)]
+    )
+    vectors = random(getkey(), (batch, d), dtype)
+    op_axis = 0 if axes in ("operator", "both") else None
+    vec_axis = 0 if axes in ("vector", "both") else None
+    mats = matrices if op_axis == 0 else matrices[0]
+    vecs = vectors if vec_axis == 0 else vectors[0]
+    solver = lxk.UnrolledSmallCholesky(backend=backend)
+
+    def solve(m, v):
+        return lx.linear_solve(lx.MatrixLinearOperator(m, tag), v, solver).value
+
+    x = jax.jit(jax.vmap(solve, in_axes=(op_axis, vec_axis)))(mats, vecs)
+    mats_b = jnp.broadcast_to(mats, (batch, d, d))
+    vecs_b = jnp.broadcast_to(vecs, (batch, d))
+    expected = jnp.linalg.solve(mats_b, vecs_b[..., None])[..., 0]
+    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", dtypes, ids=lambda d: np.dtype(d).name)
+def test_native_and_pure_jax_agree(dtype):
+    rng = np.random.default_rng(1)
+    complex_ = np.issubdtype(dtype, np.complexfloating)
+    tol = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-11
+    for d in range(1, _MAX + 1):
+        m = rng.standard_normal((20, d, d))
+        if complex_:
+            m = m + 1j * rng.standard_normal((20, d, d))
+        a = (m @ m.conj().transpose(0, 2, 1) / d + np.eye(d)).astype(dtype)
+        b = rng.standard_normal((20, d)).astype(dtype)
+        xs = [
+            _batched_solve(lxk.UnrolledSmallCholesky(backend=be), _PSD)(a, b)[0]
+            for be in ("native", "jax")
+        ]
+        np.testing.assert_allclose(xs[0], xs[1], rtol=tol, atol=tol, err_msg=str(d))

@@ -104,9 +104,9 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         elif token == "tridiagonal":
             return ScanTridiagonal()
         elif token == "small_triangular":
-            return UnrolledSmallTriangular(max_size=self.max_size)
+            return UnrolledSmallTriangular(max_size=self.max_size, backend=self.backend)
         elif token == "small_cholesky":
-            return UnrolledSmallCholesky(max_size=self.max_size)
+            return UnrolledSmallCholesky(max_size=self.max_size, backend=self.backend)
         elif token == "small_lu":
             return UnrolledSmallLU(max_size=self.max_size, backend=self.backend)
         else:

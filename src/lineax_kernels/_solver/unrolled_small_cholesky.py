@@ -1,25 +1,30 @@
+import functools as ft
 from typing import Any, TypeAlias
 
 import equinox.internal as eqxi
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Inexact, PyTree
 
+from .. import _native
 from .._misc import materialise
 from .unrolled_small_triangular import _scale, _Triangle, make_substitution
 
 
-# The Cholesky factor L of one d x d matrix, `A = L L^H` (of `-A` for a negative
-# definite operator), as a `_Triangle`: its strictly lower entries and the (real)
-# reciprocals of its diagonal, each a scalar per system (a length-N vector under
-# `jax.vmap`: batch-innermost layout). Then two static flags: the operator is
-# negative (semi)definite, so the solution is negated; and solve with `conj(A)`
+# The state holds the matrix itself, not its factor: `compute` factorises and
+# substitutes in one pass (on CPU in one native kernel, which reads the lower
+# triangle once and writes only the solution; a factor kept in the state would be
+# written and read back, two more passes over memory for a memory-bound kernel), as
+# `UnrolledSmallLU` does. One matrix with a batch of right-hand sides is still
+# factorised once. Then two static flags: the operator is negative (semi)definite,
+# so `-A = L L^H` is factorised and the solution negated; and solve with `conj(A)`
 # rather than `A` (which is also how `transpose` is done: for a Hermitian A,
 # `A^T = conj(A)`).
 _UnrolledSmallCholeskyState: TypeAlias = tuple[
-    _Triangle, lxi.PackedStructures, eqxi.Static, eqxi.Static
+    Inexact[Array, "d d"], lxi.PackedStructures, eqxi.Static, eqxi.Static
 ]
 
 
@@ -85,12 +90,110 @@ def _cholesky_factor_vmap(axis_size, in_batched, matrix):
     return factor, jax.tree_util.tree_map(lambda _: True, factor)
 
 
+def _cholesky_solve_rolled(
+    matrix: Inexact[Array, "d d"], vector: Inexact[Array, " d"]
+) -> Inexact[Array, " d"]:
+    """The same Cholesky solve (left-looking factorisation reading only the lower
+    triangle and the real part of the diagonal, then `L y = b`, `L^H x = y`, with
+    the reciprocal diagonal) as `lax.fori_loop`s over columns and rows: a program
+    whose size does not grow with `d`, for sizes where straight-line code takes too
+    long to trace and compile. For one system; batches by `jax.vmap`. Only the loop
+    counter indexes arrays, so under `jax.vmap` every step is elementwise work and
+    small reductions. A pivot that is not positive gives a non-finite solution, as
+    in the straight-line kernel.
+    """
+    d = matrix.shape[0]
+    rows = jnp.arange(d)
+    lower = jnp.where(rows[:, None] > rows[None, :], matrix, 0)
+    diagonal = jnp.real(jnp.diagonal(matrix))
+
+    def column(j, carry):
+        factor, inverse = carry  # strictly lower L, filled up to column j - 1
+        l_j = factor[j]  # row j of L: zero from column j on
+        pivot = diagonal[j] - jnp.sum(jnp.real(l_j * jnp.conj(l_j)))
+        r = 1 / jnp.sqrt(pivot)
+        col = lower[:, j] - factor @ jnp.conj(l_j)
+        in_column = (rows[None, :] == j) & (rows[:, None] > j)
+        factor = jnp.where(in_column, _scale(col, r)[:, None], factor)
+        inverse = jnp.where(rows == j, r, inverse)
+        return factor, inverse
+
+    factor, inverse = lax.fori_loop(
+        0, d, column, (jnp.zeros_like(lower), jnp.zeros_like(diagonal))
+    )
+
+    def forward(i, y):
+        acc = vector[i] - jnp.sum(factor[i] * y)
+        return jnp.where(rows == i, _scale(acc, inverse[i]), y)
+
+    def back(k, x):
+        i = d - 1 - k
+        acc = y[i] - jnp.sum(jnp.conj(factor[:, i]) * x)
+        return jnp.where(rows == i, _scale(acc, inverse[i]), x)
+
+    y = lax.fori_loop(0, d, forward, jnp.zeros_like(vector))
+    return lax.fori_loop(0, d, back, jnp.zeros_like(vector))
+
+
+# Up to this size the pure-JAX kernel is straight-line code; above it, rolled loops
+# (`_cholesky_solve_rolled`), because the straight-line program's trace and lowering
+# time grow like d**3, and `lax.platform_dependent` traces and lowers the pure-JAX
+# branch on CPU too, where the native kernel runs: a first vmapped call at d = 8
+# took 1.1 s with straight-line code up to 8, against 0.6 s with the rolled loops
+# (as for vmapped `lx.Cholesky`). The rolled loops are slower to run (on CPU 7 us
+# per system at d = 8, against 0.4 us straight-line): that is the GPU path's and
+# `backend="jax"`'s cost of keeping first calls short.
+_STRAIGHT_LINE_MAX = 4
+
+
+def _pure_jax_solve(matrix, vector, *, conj: bool, negate: bool):
+    if negate:
+        matrix = -matrix
+    if matrix.shape[0] <= _STRAIGHT_LINE_MAX:
+        # With `conj` the factor is read conjugated, which solves with
+        # `conj(L) conj(L)^H = conj(A)`; so the second substitution always reads it
+        # with the opposite conjugation to the first.
+        solve = make_substitution(((False, conj), (True, not conj)))
+        x = solve(_cholesky_factor(matrix), vector)
+    else:
+        x = _cholesky_solve_rolled(matrix.conj() if conj else matrix, vector)
+    return -x if negate else x
+
+
+def _native_solve(matrix, vector, *, conj: bool, negate: bool):
+    (x,) = _native.native_call(
+        "lxk_small_cholesky_solve",
+        [matrix, vector],
+        core_ndims=(2, 1),
+        results=[(vector.shape[-1:], vector.dtype)],
+        conj=conj,
+        negate=negate,
+    )
+    return x
+
+
+def _solve(matrix, vector, *, conj: bool, negate: bool, backend):
+    """Solves `A x = b` or `conj(A) x = b` (A Hermitian positive definite, or
+    negative definite with `negate`): natively on CPU, in pure JAX elsewhere (or
+    everywhere if so asked)."""
+    dtype = jnp.result_type(matrix, vector)
+    matrix = matrix.astype(dtype)
+    vector = vector.astype(dtype)
+    kwargs = dict(conj=conj, negate=negate)
+    return _native.platform_switch(
+        backend,
+        ft.partial(_native_solve, **kwargs),
+        ft.partial(_pure_jax_solve, **kwargs),
+        matrix,
+        vector,
+    )
+
+
 class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]):
-    """Cholesky decomposition, generated as straight-line code for the static size of
-    the operator: no loops, no LAPACK call. It needs no pivoting and half the
-    arithmetic of [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under
-    `jax.vmap` it is much faster than [`lineax.Cholesky`][], which calls LAPACK once
-    per matrix.
+    """Cholesky decomposition for many small systems, specialised to the static size
+    of the operator: no LAPACK call, no pivoting, and half the arithmetic of
+    [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under `jax.vmap` it
+    is much faster than [`lineax.Cholesky`][], which calls LAPACK once per matrix.
 
     The operator must be square and tagged `lx.positive_semidefinite_tag` or
     `lx.negative_semidefinite_tag` (a negative definite operator is factorised as
@@ -98,34 +201,35 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
     operator: it must be Hermitian). As for `lineax.Cholesky`, the operator must in
     fact be positive (negative) definite: a matrix that is not, semidefinite or
     indefinite, gives a non-finite solution and so `RESULTS.singular`, never a finite
-    wrong answer; so does non-finite input.
+    wrong answer; so does non-finite input (except +inf on the diagonal, whose
+    limit is finite, as with LAPACK).
 
-    Under `jax.vmap` the factorisation and the solve run in a batch-innermost layout
-    (each matrix entry one vector along the batch). Under `jax.vmap` over the
-    right-hand side only, the operator is factorised once. `transpose` and `conj`
-    reuse the factor: for a Hermitian $A = L L^H$ both $A^T$ and $\\bar{A}$ equal
-    $\\bar{L} \\bar{L}^H$, so both only flip a static flag that conjugates the
-    factor as it is read.
+    There are two kernels, chosen per platform inside one compiled program:
 
-    !!! warning
+    - On CPU, a native C++ kernel (compiled when the package is installed, called
+        through the XLA FFI) that solves a tile of systems at once, one system per
+        SIMD lane, factorisation and substitution fused: it reads each lower
+        triangle once and writes only the solution. It has a straight-line
+        instantiation for each size up to 8 and a looped one above.
+    - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: straight-line code in
+        a batch-innermost layout (each matrix entry one vector along the batch) up
+        to size 4, `lax.fori_loop`s above.
 
-        The generated program grows like `size**3 / 6` (half the LU's, with no
-        pivot selects), and so does XLA's compile time: on a CPU the first call of a
-        vmapped solve takes about 1 s at size 4, 2 s at 8, 4 s at 12 and 5 s at 16
-        (UnrolledSmallLU: 2 s at 8, 15 s at 16). Run time, pure JAX on a CPU,
-        vmapped: about 20x faster than vmapped `lineax.Cholesky` at size 2, 4x at
-        4, 2-2.5x from 8 to 16, and 0.2-0.6x the time of `UnrolledSmallLU` from
-        size 4 (see `benchmarks/`). `max_size=8` by default, like `UnrolledSmallLU`,
-        to keep compile times to a couple of seconds; raising it to 16 works.
+    Under `jax.vmap` over the right-hand side only, the operator is factorised
+    once. `transpose` and `conj` cost nothing: for a Hermitian $A$ both $A^T$ and
+    $\\bar{A}$ are $\\bar{A}$, so both only flip a static flag that conjugates
+    the matrix as it is read.
     """
 
-    max_size: int = 8
+    max_size: int = 16
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if isinstance(self.max_size, int) and self.max_size < 1:
             raise ValueError(
                 "`UnrolledSmallCholesky(max_size=...)` must be at least 1."
             )
+        _native.check_backend(self.backend)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         del options
@@ -148,48 +252,48 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
         if size > self.max_size:
             raise ValueError(
                 f"`UnrolledSmallCholesky` got an operator of size {size}, above its "
-                f"limit `max_size={self.max_size}` (straight-line code grows as "
-                "size**3 and so does its compile time). Use `lx.Cholesky()` instead."
+                f"limit `max_size={self.max_size}` (beyond it LAPACK is as fast). Use "
+                "`lx.Cholesky()` instead."
             )
         if size == 0:
             raise ValueError("`UnrolledSmallCholesky` cannot solve a system of size 0.")
-        matrix = operator.as_matrix()
-        if is_nsd:
-            matrix = -matrix
-        factor = _cholesky_factor(matrix)
         packed_structures = lxi.pack_structures(operator)
-        return factor, packed_structures, eqxi.Static(is_nsd), eqxi.Static(False)
+        return (
+            operator.as_matrix(),
+            packed_structures,
+            eqxi.Static(is_nsd),
+            eqxi.Static(False),
+        )
 
-    # The solve is two substitutions with the factor: `L y = b`, then `L^H x = y`.
-    # With the `conj` flag set the factor is read conjugated, which solves with
-    # `conj(L) conj(L)^H = conj(A)`; so the second substitution always reads it with
-    # the opposite conjugation to the first.
     def compute(
         self,
         state: _UnrolledSmallCholeskyState,
         vector: PyTree[Array],
         options: dict[str, Any],
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-        factor, packed_structures, is_nsd, conj = state
+        matrix, packed_structures, is_nsd, conj = state
         del state, options
         vector = lxi.ravel_vector(vector, packed_structures)
-        solve = make_substitution(((False, conj.value), (True, not conj.value)))
-        solution = solve(factor, vector)
-        if is_nsd.value:
-            solution = -solution
+        solution = _solve(
+            matrix,
+            vector,
+            conj=conj.value,
+            negate=is_nsd.value,
+            backend=self.backend,
+        )
         solution = lxi.unravel_solution(solution, packed_structures)
         return solution, lx.RESULTS.successful, {}
 
     def transpose(self, state: _UnrolledSmallCholeskyState, options: dict[str, Any]):
-        # A Hermitian: A^T = conj(A). (Keeping the factor as it is, as if A^T = A,
-        # would be wrong for complex A: lineax's own `Cholesky.transpose` needed a
-        # `conj` for this.)
-        factor, packed_structures, is_nsd, conj = state
+        # A Hermitian: A^T = conj(A). (Solving with A itself, as if A^T = A, would
+        # be wrong for complex A: lineax's own `Cholesky.transpose` needed a `conj`
+        # for this.)
+        matrix, packed_structures, is_nsd, conj = state
         transposed_packed_structures = lxi.transpose_packed_structures(
             packed_structures
         )
         transpose_state = (
-            factor,
+            matrix,
             transposed_packed_structures,
             is_nsd,
             eqxi.Static(not conj.value),
@@ -197,8 +301,8 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
         return transpose_state, options
 
     def conj(self, state: _UnrolledSmallCholeskyState, options: dict[str, Any]):
-        factor, packed_structures, is_nsd, conj = state
-        conj_state = (factor, packed_structures, is_nsd, eqxi.Static(not conj.value))
+        matrix, packed_structures, is_nsd, conj = state
+        conj_state = (matrix, packed_structures, is_nsd, eqxi.Static(not conj.value))
         return conj_state, options
 
     def assume_full_rank(self):
@@ -207,7 +311,8 @@ class UnrolledSmallCholesky(lx.AbstractLinearSolver[_UnrolledSmallCholeskyState]
 
 UnrolledSmallCholesky.__init__.__doc__ = """**Arguments:**
 
-- `max_size`: the largest operator size accepted (default 8). Above it `init`
-    raises a `ValueError`; use [`lineax.Cholesky`][] there. Raising it works, at
-    the compile times in `benchmarks/`.
+- `max_size`: the largest operator size accepted (default 16). Above it `init`
+    raises a `ValueError`; use [`lineax.Cholesky`][] there. Raising it works.
+- `backend`: `"auto"`, `"native"` or `"jax"`, as for
+    [`lineax_kernels.UnrolledSmallLU`][].
 """

@@ -9,6 +9,7 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Inexact, PyTree
 
+from .. import _native
 from .._misc import materialise
 
 
@@ -19,10 +20,14 @@ from .._misc import materialise
 # ("structure of arrays") layout the straight-line kernels want, as for
 # `UnrolledSmallLU`. Upper triangular matrices are kept as their transpose.
 _Triangle: TypeAlias = tuple[tuple[Inexact[Array, "..."], ...], tuple[Array, ...]]
-# The triangle, the packed structures, and two static flags: solve with the
-# transpose of L (`transpose`), and with the conjugate of L (`conj`).
+# The state holds the matrix itself (only its triangle is ever read), not a
+# `_Triangle`: on CPU the native kernel reads the triangle straight from it, once,
+# and the pure-JAX kernel extracts the triangle in `compute` (a few selects, which
+# XLA fuses). Then the packed structures and static flags: the matrix is
+# `(lower, unit_diagonal)`, and solve with `(transpose, conj)` of it, so that
+# `transpose` and `conj` cost nothing.
 _UnrolledSmallTriangularState: TypeAlias = tuple[
-    _Triangle, lxi.PackedStructures, eqxi.Static, eqxi.Static
+    Inexact[Array, "d d"], lxi.PackedStructures, eqxi.Static, eqxi.Static
 ]
 
 
@@ -142,10 +147,91 @@ def make_substitution(steps: tuple[tuple[bool, bool], ...]):
     return substitute
 
 
+def _triangular_solve_rolled(
+    matrix: Inexact[Array, "d d"],
+    vector: Inexact[Array, " d"],
+    *,
+    transpose: bool,
+    unit: bool,
+) -> Inexact[Array, " d"]:
+    """The same substitution with a lower triangular `matrix` (only its lower
+    triangle read; not its diagonal if `unit`) as a `lax.fori_loop` over the rows:
+    a program whose size does not grow with `d`, for sizes where straight-line code
+    takes too long to trace and compile. Solves `L x = b`, or `L^T x = b` if
+    `transpose`, for one system; batches by `jax.vmap`. Only the loop counter
+    indexes arrays, so under `jax.vmap` every step is elementwise work and small
+    reductions.
+    """
+    d = matrix.shape[0]
+    rows = jnp.arange(d)
+    # Strictly lower triangle (as rows of op(L): the transpose for back
+    # substitution), and the reciprocal diagonal.
+    strict = jnp.where(rows[:, None] > rows[None, :], matrix, 0)
+    if transpose:
+        strict = strict.T
+    inverse = jnp.ones_like(vector) if unit else 1 / jnp.diagonal(matrix)
+
+    def step(k, x):
+        i = d - 1 - k if transpose else k
+        acc = vector[i] - jnp.sum(strict[i] * x)
+        return jnp.where(rows == i, acc * inverse[i], x)
+
+    return lax.fori_loop(0, d, step, jnp.zeros_like(vector))
+
+
+# Up to this size the pure-JAX kernel is straight-line code; above it, a rolled
+# loop (`_triangular_solve_rolled`): `lax.platform_dependent` traces and lowers the
+# pure-JAX branch on CPU too, so its straight-line program costs first calls there
+# even where the native kernel runs.
+_STRAIGHT_LINE_MAX = 8
+
+
+def _pure_jax_solve(matrix, vector, *, lower, unit, transpose, conj):
+    if not lower:
+        # Kept as lower: op(U) = op'(U^T), with the transpose flag flipped.
+        matrix = matrix.T
+        transpose = not transpose
+    if matrix.shape[0] <= _STRAIGHT_LINE_MAX:
+        triangle = _make_triangle(unit)(matrix)
+        return make_substitution(((transpose, conj),))(triangle, vector)
+    if conj:
+        matrix = matrix.conj()
+    return _triangular_solve_rolled(matrix, vector, transpose=transpose, unit=unit)
+
+
+def _native_solve(matrix, vector, *, lower, unit, transpose, conj):
+    (x,) = _native.native_call(
+        "lxk_small_triangular_solve",
+        [matrix, vector],
+        core_ndims=(2, 1),
+        results=[(vector.shape[-1:], vector.dtype)],
+        upper=not lower,
+        unit=unit,
+        trans=transpose,
+        conj=conj,
+    )
+    return x
+
+
+def _solve(matrix, vector, *, backend, **flags):
+    """Solves `op(A) x = b` for triangular A: natively on CPU, in pure JAX elsewhere
+    (or everywhere if so asked)."""
+    dtype = jnp.result_type(matrix, vector)
+    matrix = matrix.astype(dtype)
+    vector = vector.astype(dtype)
+    return _native.platform_switch(
+        backend,
+        ft.partial(_native_solve, **flags),
+        ft.partial(_pure_jax_solve, **flags),
+        matrix,
+        vector,
+    )
+
+
 class UnrolledSmallTriangular(lx.AbstractLinearSolver[_UnrolledSmallTriangularState]):
-    """Forward or back substitution for small triangular operators, generated as
-    straight-line code for the static size of the operator, like
-    [`lineax_kernels.UnrolledSmallLU`][]. For many tiny systems under `jax.vmap` this
+    """Forward or back substitution for small triangular operators, specialised to the
+    static size of the operator, like [`lineax_kernels.UnrolledSmallLU`][]. For many
+    tiny systems under `jax.vmap` this
     is much faster than [`lineax.Triangular`][], which calls `trsv`/`trsm` once per
     matrix.
 
@@ -155,25 +241,34 @@ class UnrolledSmallTriangular(lx.AbstractLinearSolver[_UnrolledSmallTriangularSt
     A zero on the diagonal gives a non-finite solution, so `lineax.linear_solve`
     reports `RESULTS.singular`.
 
-    `init` stores the entries of the triangle and the reciprocals of its diagonal
-    (an upper triangular operator is stored as its transpose); `transpose` and `conj`
-    only flip static flags.
+    There are two kernels, chosen per platform inside one compiled program:
+
+    - On CPU, a native C++ kernel (compiled when the package is installed, called
+        through the XLA FFI) that solves a tile of systems at once, one system per
+        SIMD lane, reading only the triangle. It has a straight-line instantiation
+        for each size up to 8 and a looped one above.
+    - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: straight-line code in
+        a batch-innermost layout up to size 8, a `lax.fori_loop` above.
+
+    `init` keeps the operator's matrix; `transpose` and `conj` only flip static
+    flags. Under `jax.vmap` over the right-hand side only, the triangle is prepared
+    (diagonal inverted) once.
 
     !!! info
 
-        The generated program grows like `size**2`, so sizes up to a few dozen
-        compile quickly; the default `max_size=16` matches what
-        [`lineax_kernels.UnrolledSmallCholesky`][] accepts when raised, and is
-        where LAPACK's per-matrix overhead stops dominating.
+        The default `max_size=16` matches [`lineax_kernels.UnrolledSmallCholesky`][]
+        and is where LAPACK's per-matrix overhead stops dominating.
     """
 
     max_size: int = 16
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if isinstance(self.max_size, int) and self.max_size < 1:
             raise ValueError(
                 "`UnrolledSmallTriangular(max_size=...)` must be at least 1."
             )
+        _native.check_backend(self.backend)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         del options
@@ -202,12 +297,14 @@ class UnrolledSmallTriangular(lx.AbstractLinearSolver[_UnrolledSmallTriangularSt
             raise ValueError(
                 "`UnrolledSmallTriangular` cannot solve a system of size 0."
             )
-        matrix = operator.as_matrix()
-        if not lower:
-            matrix = matrix.T
-        triangle = _make_triangle(lx.has_unit_diagonal(operator))(matrix)
         packed_structures = lxi.pack_structures(operator)
-        return triangle, packed_structures, eqxi.Static(not lower), eqxi.Static(False)
+        kind = eqxi.Static((lower, lx.has_unit_diagonal(operator)))
+        return (
+            operator.as_matrix(),
+            packed_structures,
+            kind,
+            eqxi.Static((False, False)),
+        )
 
     def compute(
         self,
@@ -215,33 +312,45 @@ class UnrolledSmallTriangular(lx.AbstractLinearSolver[_UnrolledSmallTriangularSt
         vector: PyTree[Array],
         options: dict[str, Any],
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-        triangle, packed_structures, transpose, conj = state
+        matrix, packed_structures, kind, flags = state
         del state, options
+        lower, unit = kind.value
+        transpose, conj = flags.value
         vector = lxi.ravel_vector(vector, packed_structures)
-        solve = make_substitution(((transpose.value, conj.value),))
-        solution = lxi.unravel_solution(solve(triangle, vector), packed_structures)
+        solution = _solve(
+            matrix,
+            vector,
+            lower=lower,
+            unit=unit,
+            transpose=transpose,
+            conj=conj,
+            backend=self.backend,
+        )
+        solution = lxi.unravel_solution(solution, packed_structures)
         return solution, lx.RESULTS.successful, {}
 
     def transpose(self, state: _UnrolledSmallTriangularState, options: dict[str, Any]):
-        triangle, packed_structures, transpose, conj = state
+        matrix, packed_structures, kind, flags = state
+        transpose, conj = flags.value
         transposed_packed_structures = lxi.transpose_packed_structures(
             packed_structures
         )
         transpose_state = (
-            triangle,
+            matrix,
             transposed_packed_structures,
-            eqxi.Static(not transpose.value),
-            conj,
+            kind,
+            eqxi.Static((not transpose, conj)),
         )
         return transpose_state, options
 
     def conj(self, state: _UnrolledSmallTriangularState, options: dict[str, Any]):
-        triangle, packed_structures, transpose, conj = state
+        matrix, packed_structures, kind, flags = state
+        transpose, conj = flags.value
         conj_state = (
-            triangle,
+            matrix,
             packed_structures,
-            transpose,
-            eqxi.Static(not conj.value),
+            kind,
+            eqxi.Static((transpose, not conj)),
         )
         return conj_state, options
 
@@ -253,4 +362,6 @@ UnrolledSmallTriangular.__init__.__doc__ = """**Arguments:**
 
 - `max_size`: the largest operator size accepted (default 16). Above it `init`
     raises a `ValueError`; use [`lineax.Triangular`][] there.
+- `backend`: `"auto"`, `"native"` or `"jax"`, as for
+    [`lineax_kernels.UnrolledSmallLU`][].
 """
