@@ -42,6 +42,7 @@ _ENV = "LINEAX_KERNELS_BACKEND"
 # FFI target name -> exported handler symbol in the shared library.
 _TARGETS = {
     "lxk_small_lu_solve": "LxkSmallLuSolve",
+    "lxk_tridiagonal_solve": "LxkTridiagonalSolve",
 }
 
 # The compiled library: an extension module (so that it installs, and is found,

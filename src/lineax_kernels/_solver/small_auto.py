@@ -79,7 +79,7 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
 
     def _lookup(self, token: str) -> lx.AbstractLinearSolver:
         if token == "tridiagonal":
-            return ScanTridiagonal()
+            return ScanTridiagonal(backend=self.backend)
         elif token == "small_lu":
             return UnrolledSmallLU(max_size=self.max_size, backend=self.backend)
         else:
