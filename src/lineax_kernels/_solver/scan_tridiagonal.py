@@ -345,7 +345,7 @@ def _solve(bands, vector, *, pivoting, unroll, transpose, conj, backend):
 
 class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
     """Gaussian elimination with partial pivoting for tridiagonal systems, as in
-    LAPACK's `?gttrf`/`?gtts2` (pivots chosen by $|\mathrm{Re}| + |\mathrm{Im}|$, no
+    LAPACK's `?gttrf`/`?gtts2` (pivots chosen by |Re| + |Im|, no
     swap on ties), or without pivoting (the Thomas algorithm).
 
     There are two kernels, chosen per platform inside one compiled program:
@@ -365,7 +365,7 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
     of three: factors kept in the state would be written and read back). Under
     `jax.vmap` over the right-hand side only, the pure-JAX kernel factorises once;
     `transpose` and `conj` cost nothing (they flip static flags, and the kernels
-    factorise $A^T$ or $\overline{A}$ as they stand).
+    factorise $A^T$ or conj(A) as they stand).
 
     This solver can only handle square nonsingular tridiagonal operators. An exactly
     zero pivot (after pivoting) produces a non-finite solution, so that

@@ -51,13 +51,12 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
     !!! info
 
         Tagged operators keep Lineax's structured solvers: they do less work than an
-        LU factorisation. Tridiagonal operators go to `ScanTridiagonal` so that they
-        are pivoted the same way on every backend (`lax.linalg.tridiagonal_solve`,
-        behind `lineax.Tridiagonal`, pivots only on CPU); on a CPU
-        `lineax.Tridiagonal` is currently faster (see `benchmarks/`), so use
-        `solver=lx.Tridiagonal()` directly there if speed matters more than
-        backend-independent pivoting. `UnrolledSmallLU` and `ScanTridiagonal` need
-        a nonsingular operator, so neither is used when `well_posed=False`.
+        LU factorisation. Tridiagonal operators go to `ScanTridiagonal`: it pivots
+        the same way on every backend (`lax.linalg.tridiagonal_solve`, behind
+        `lineax.Tridiagonal`, pivots only on CPU), and on a CPU its native kernel
+        is also the fastest correct choice: pivoted, float64, vmapped, BENCH_NUMBERS
+        `UnrolledSmallLU` and `ScanTridiagonal` need a nonsingular operator, so
+        neither is used when `well_posed=False`.
     """
 
     well_posed: bool | None = None
