@@ -463,5 +463,6 @@ def test_backend_grad_and_jvp(getkey, backend):
 
 
 def test_check_backend():
-    with pytest.raises(ValueError, match="backend"):
+    # (Under the test suite's beartype hook, the annotation catches this first.)
+    with pytest.raises((ValueError, TypeError), match="backend"):
         lxk.ScanTridiagonal(backend="cuda")  # pyright: ignore[reportArgumentType]
