@@ -54,7 +54,11 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         LU factorisation. Tridiagonal operators go to `ScanTridiagonal`: it pivots
         the same way on every backend (`lax.linalg.tridiagonal_solve`, behind
         `lineax.Tridiagonal`, pivots only on CPU), and on a CPU its native kernel
-        is also the fastest correct choice: pivoted, float64, vmapped, BENCH_NUMBERS
+        is also the fastest correct choice. Pivoted, float64, against vmapped
+        `lineax.Tridiagonal` on a 2-core CPU (`python -m benchmarks --full --only
+        tridiag`): 2.1x at (n, batch) = (1e6, 1), 6.2x at (4096, 256), 8.0x at
+        (256, 4096), 6.3x at (32, 32768). (The pure-JAX kernel, used on CPU only
+        with `backend="jax"`, is 0.35-0.5x the best alternative there.)
         `UnrolledSmallLU` and `ScanTridiagonal` need a nonsingular operator, so
         neither is used when `well_posed=False`.
     """
