@@ -237,8 +237,9 @@ def _solve_kernel(
 #
 # `custom_vmap` wrappers: under `jax.vmap` the batch axis (leading, as vmap hands it
 # over) is moved to the end, the kernels run once on the whole batch, and the batch
-# axis is moved back to the front. Within one `jit`, XLA cancels the transpose of the
-# factors on the way out of `init` against the one on the way into `compute`.
+# axis is moved back to the front. Both run inside `compute`, so XLA cancels the
+# transpose of the factors on the way out of the factorisation against the one on
+# the way into the solve.
 #
 
 
