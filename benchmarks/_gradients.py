@@ -46,17 +46,17 @@ def _tridiagonal_case(n, batch, dtype) -> Case:
         return x[..., 0]
 
     methods = [
-        Method(
-            "lxk.ScanTridiagonal(pivoting=True)",
-            vmapped(lxk.ScanTridiagonal(pivoting=True)),
-            args,
-            lxk=True,
-        ),
-        Method(
-            "lxk.ScanTridiagonal(pivoting=False)",
-            vmapped(lxk.ScanTridiagonal(pivoting=False)),
-            args,
-            lxk=True,
+        # The native CPU kernel and the pure-JAX one (the GPU/TPU path) side by
+        # side.
+        *(
+            Method(
+                f"lxk.ScanTridiagonal(pivoting={pivoting}) ({label})",
+                vmapped(lxk.ScanTridiagonal(pivoting=pivoting, backend=backend)),
+                args,
+                lxk=True,
+            )
+            for pivoting in (True, False)
+            for backend, label in (("native", "native"), ("jax", "pure JAX"))
         ),
         Method(
             "lx default (Tridiagonal)",

@@ -24,17 +24,17 @@ def _make_case(size, dtype) -> Case:
     banded = p.tridiagonal_to_banded(diagonal, lower, upper)
     vmapped = lambda solver: jit_once(jax.vmap(p.lineax_tridiagonal(solver)))
     methods = [
-        Method(
-            "lxk.ScanTridiagonal(pivoting=True)",
-            vmapped(lxk.ScanTridiagonal(pivoting=True)),
-            args,
-            lxk=True,
-        ),
-        Method(
-            "lxk.ScanTridiagonal(pivoting=False)",
-            vmapped(lxk.ScanTridiagonal(pivoting=False)),
-            args,
-            lxk=True,
+        # The native CPU kernel and the pure-JAX one (the GPU/TPU path) side by
+        # side.
+        *(
+            Method(
+                f"lxk.ScanTridiagonal(pivoting={pivoting}) ({label})",
+                vmapped(lxk.ScanTridiagonal(pivoting=pivoting, backend=backend)),
+                args,
+                lxk=True,
+            )
+            for pivoting in (True, False)
+            for backend, label in (("native", "native"), ("jax", "pure JAX"))
         ),
         Method("vmap lx.Tridiagonal", vmapped(lx.Tridiagonal()), args),
         Method(

@@ -3,33 +3,26 @@
 # plus jit(grad) of a loss through lx.linear_solve vs the forward solve and vs
 # differentiating straight through a naive scan Thomas; plus compile times.
 #
-# Typical output (2 vCPU Intel Xeon, CPU only, shared and loaded, jax 0.10.2, lineax
-# 0.1.1, float64; `--repeat 5`):
+# Since issue 9 `lxk.ScanTridiagonal()` runs its native CPU kernel (SIMD tiles of
+# systems; a single system eliminated from both ends). Typical ratios (2 vCPU Intel
+# Xeon with AVX-512, shared and loaded, jax 0.10.2, lineax 0.1.1, float64), from the
+# suite (`python -m benchmarks --full --only 'tridiag|grad'`), which also has the
+# pure-JAX rows:
 #
-# (n, batch)        pivoted  pivoting=False  vmap lx.Tridiagonal  lax.tridiagonal_solve
-# (1000000, 1)       61.7 ms    26.7 ms         21.8 ms              20.7 ms
-# (4096, 256)        38.2 ms    30.4 ms         15.8 ms              20.8 ms
-# (256, 4096)        38.9 ms    32.3 ms         20.5 ms              20.3 ms
-# (32, 32768)        38.8 ms    23.1 ms         16.9 ms              18.1 ms
-# jit(grad) through lxk.ScanTridiagonal: 1.0-1.2x its forward; naive scan Thomas
-# differentiated directly: 1.4-1.7x of that. Compile: 0.4-0.5 s pivoted, 0.25-0.4 s
-# pivoting=False, 0.5-0.75 s grad. (Absolute times drift 2x between runs on this
-# machine; compare within a run.)
+# (n, batch)     pivoted vs best of lx.Tridiagonal/lax   pivoting=False   × floor
+# (1000000, 1)   2.0x                                     2.5x             4.6
+# (4096, 256)    5.9x                                     4.8x             1.0
+# (256, 4096)    7.0x                                     4.9x             2.8
+# (32, 32768)    4.9x                                     6.3x             1.8
+# jit(grad) through lxk.ScanTridiagonal: 2.6-3.3x its forward, 4.6x lx's default
+# and 7.7-8.7x a naive scan Thomas differentiated directly.
 #
-# Conclusion: on this CPU ScanTridiagonal is still 2-2.5x SLOWER than vmapped
-# lx.Tridiagonal pivoted, and 1.2-2x slower with pivoting=False (about even on the
-# single 1e6 system). It was 1.2-1.5x slower still before the factors were stored
-# shifted (no post-processing passes or concatenations) and reduced to the arrays A's
-# bands can't give. What limits it: (1) every full-size temporary is a fresh
-# allocation that is page-faulted on first touch in every call (glibc returns
-# allocations over 32 MB to the OS), which on this machine costs about as much as a
-# scan along the band; with `MALLOC_MMAP_THRESHOLD_` raised, pivoting=False runs at
-# 0.8-1.3x lx.Tridiagonal and an unpivoted two-scan Thomas at 1.1-2.1x, but pivoted
-# stays at 0.35-0.6x; (2) XLA:CPU runs each scan step as several thunks (one per
-# emitted array), so the init/compute split (three scans instead of two) and each
-# emitted factor (four with pivoting) cost per-step latency, which dominates the
-# single large system and the pivoted solves; (3) the band-major copies of the inputs
-# and the transposed solution, four or five full passes under vmap.
+# Conclusion: the native kernel is 2-7x faster than LAPACK gtsv (vmapped
+# lx.Tridiagonal) on this CPU; batched it runs at 1-3x the memory floor. The
+# pure-JAX kernel (`backend="jax"`, the GPU/TPU path) stays 0.35-0.8x LAPACK on CPU:
+# XLA:CPU runs each scan step as several small kernels. This machine is noisy:
+# single runs of this script have shown the pivoted ratio anywhere from 1.2x to 7x
+# at (256, 4096); compare within a run and take the suite's round-robin minimum.
 #
 # Run as `python benchmarks/scan_tridiagonal.py [--repeat R] [--workloads N,B ...]`.
 # The functions `make_problem`, `make_solves`, `make_grads`, `time_it`,

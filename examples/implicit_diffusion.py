@@ -11,13 +11,19 @@
 # `lx.TridiagonalLinearOperator` is `lx.Tridiagonal` (LAPACK's `gtsv`, once per
 # system).
 #
-# The operator does not change in time, so it is factorised once (`solver.init`) and
-# the factorisation is passed to every step as `state=`. At high cell Péclet number
+# The operator does not change in time, so `solver.init` runs once and its state is
+# passed to every step as `state=` (ScanTridiagonal's state is the bands; on CPU its
+# native kernel factorises and solves in one fused pass per step, which costs less
+# than reading stored factors back). At high cell Péclet number
 # (here v h / (2 D) = 2) the matrix is not diagonally dominant, so the solver's
 # partial pivoting matters.
 #
 # Run: `python examples/implicit_diffusion.py`. Times are the min of 5 runs after a
-# warm-up (compile) call; the inputs are arguments of the jitted functions.
+# warm-up (compile) call; the inputs are arguments of the jitted functions. Measured
+# (2-core shared CPU, jax 0.10.2, native kernel): lx default 58.5 ms solve / 179 ms
+# value_and_grad; lxk.ScanTridiagonal() 26.3 ms / 122 ms, i.e. 2.2x and 1.5x. (Not
+# yet profiled: the gradient's extra time is presumably outside the solves, which
+# are only 64 systems of 256 unknowns per step.)
 
 import sys
 import timeit

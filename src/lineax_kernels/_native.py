@@ -44,6 +44,7 @@ _TARGETS = {
     "lxk_small_lu_solve": "LxkSmallLuSolve",
     "lxk_small_cholesky_solve": "LxkSmallCholeskySolve",
     "lxk_small_triangular_solve": "LxkSmallTriangularSolve",
+    "lxk_tridiagonal_solve": "LxkTridiagonalSolve",
 }
 
 # The compiled library: an extension module (so that it installs, and is found,

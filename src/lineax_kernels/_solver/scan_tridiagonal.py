@@ -9,6 +9,7 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Bool, Inexact, PyTree
 
+from .. import _native
 from .._misc import abs1
 
 
@@ -42,7 +43,13 @@ _Factors: TypeAlias = tuple[
     Inexact[Array, "n ..."] | None,
     Inexact[Array, "..."],
 ]
-_ScanTridiagonalState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
+# The state holds the operator's bands `(diagonal, lower, upper)` (`compute`
+# factorises and solves in one pass) and static flags `(transpose, conj)`.
+_ScanTridiagonalState: TypeAlias = tuple[
+    tuple[Inexact[Array, " n"], Inexact[Array, " n-1"], Inexact[Array, " n-1"]],
+    lxi.PackedStructures,
+    eqxi.Static,
+]
 
 
 #
@@ -161,16 +168,15 @@ def _expand(x: Array, ndim: int) -> Array:
 
 
 def _solve_kernel(
-    factors: _Factors, vector: Inexact[Array, "n ..."], transpose: bool, unroll: int
+    factors: _Factors, vector: Inexact[Array, "n ..."], unroll: int
 ) -> Inexact[Array, "n ..."]:
-    """Solves `A x = b` (or `A^T x = b` if `transpose`) with the factors of
-    `_factor_kernel` (LAPACK `?gtts2`). `A = P^T L U`, so `A x = b` is `L y = P b`
-    (forward, the swaps interleaved with the elimination steps), then `U x = y`
-    (backward); and `A^T x = b` is `U^T z = b` (forward), then `L^T P x = z`
-    (backward). Each is one scan of `n` steps. As the factors are shifted by one (see
-    `_Factors`), the forward scans emit their results shifted by one too (row 0 a
-    dummy, the last value left in the carry), which is exactly what the backward
-    scans read; the backward scans emit the solution unshifted.
+    """Solves `A x = b` with the factors of `_factor_kernel` (LAPACK `?gtts2`).
+    `A = P^T L U`, so `A x = b` is `L y = P b` (forward, the swaps interleaved with
+    the elimination steps), then `U x = y` (backward). Each is one scan of `n` steps.
+    As the factors are shifted by one (see `_Factors`), the forward scan emits its
+    results shifted by one too (row 0 a dummy, the last value left in the carry),
+    which is exactly what the backward scan reads; the backward scan emits the
+    solution unshifted.
     """
     ndim = max(vector.ndim, factors[0].ndim)
     rpivots, upper1, m, lower, swaps, upper = (
@@ -184,103 +190,56 @@ def _solve_kernel(
     zero = jnp.zeros(row_shape, dtype)
     pivoting = swaps is not None
 
-    if not transpose:
-        # L y = P b, LAPACK's loop with the running value c = row k - 1 of
-        # P_{k-1} ... P_0 b minus what has been eliminated from it so far. Step k
-        # writes y_{k-1}.
-        if pivoting:
+    # L y = P b, LAPACK's loop with the running value c = row k - 1 of
+    # P_{k-1} ... P_0 b minus what has been eliminated from it so far. Step k
+    # writes y_{k-1}.
+    if pivoting:
 
-            def forward(c, rows):
-                b_k, m_k, swap = rows
-                y = jnp.where(swap, b_k, c)
-                return jnp.where(swap, c, b_k) - m_k * y, (y, None, None)
+        def forward(c, rows):
+            b_k, m_k, swap = rows
+            y = jnp.where(swap, b_k, c)
+            return jnp.where(swap, c, b_k) - m_k * y, (y, None, None)
 
-            c, (y, _, _) = _sweep(forward, zero, (b, m, swaps), False, unroll)
-        else:
-
-            def forward(c, rows):
-                b_k, l_k, r = rows
-                return b_k - (l_k * r) * c, (c, None, None)
-
-            c, (y, _, _) = _sweep(forward, zero, (b, lower, rpivots), False, unroll)
-
-        # U x = y: step k has x_k and x_{k+1}, writes x_k and computes
-        # x_{k-1} = (y_{k-1} - U1_{k-1} x_k - U2_{k-1} x_{k+1}) / U0_{k-1}.
-        x_last = c * rpivot_last
-        if pivoting:
-
-            def backward(carry, rows):
-                x1, x2 = carry
-                y_k, r, u1, swap, u = rows
-                u2 = jnp.where(swap, u, 0)
-                x0 = (y_k - u1 * x1 - u2 * x2) * r
-                return (x0, x1), (x1, None, None, None, None)
-
-            arrays = (y, rpivots, upper1, swaps, upper)
-            _, (x, *_) = _sweep(backward, (x_last, zero), arrays, True, unroll)
-        else:
-
-            def backward(x1, rows):
-                y_k, r, u1 = rows
-                return (y_k - u1 * x1) * r, (x1, None, None)
-
-            arrays = (y, rpivots, upper1)
-            _, (x, _, _) = _sweep(backward, x_last, arrays, True, unroll)
-        return x
+        c, (y, _, _) = _sweep(forward, zero, (b, m, swaps), False, unroll)
     else:
-        # U^T z = b, column by column: step k computes z_{k-1} from b_{k-1} (kept
-        # in the carry) minus the contributions `s1` of z_{k-2} and z_{k-3}, then
-        # passes U1_{k-1} z_{k-1} and U2_{k-1} z_{k-1} on to rows k and k+1.
-        if pivoting:
 
-            def forward(carry, rows):
-                b_prev, s1, s2 = carry
-                b_k, r, u1, swap, u = rows
-                z = (b_prev - s1) * r
-                u2 = jnp.where(swap, u, 0)
-                b_k = jnp.broadcast_to(b_k, row_shape)
-                return (b_k, s2 + u1 * z, u2 * z), (z, None, None, None, None)
+        def forward(c, rows):
+            b_k, l_k, r = rows
+            return b_k - (l_k * r) * c, (c, None, None)
 
-            arrays = (b, rpivots, upper1, swaps, upper)
-            carry, (z, *_) = _sweep(forward, (zero,) * 3, arrays, False, unroll)
-        else:
+        c, (y, _, _) = _sweep(forward, zero, (b, lower, rpivots), False, unroll)
 
-            def forward(carry, rows):
-                b_prev, s1 = carry
-                b_k, r, u1 = rows
-                z = (b_prev - s1) * r
-                return (jnp.broadcast_to(b_k, row_shape), u1 * z), (z, None, None)
+    # U x = y: step k has x_k and x_{k+1}, writes x_k and computes
+    # x_{k-1} = (y_{k-1} - U1_{k-1} x_k - U2_{k-1} x_{k+1}) / U0_{k-1}.
+    x_last = c * rpivot_last
+    if pivoting:
 
-            arrays = (b, rpivots, upper1)
-            carry, (z, _, _) = _sweep(forward, (zero,) * 2, arrays, False, unroll)
-        z_last = (carry[0] - carry[1]) * rpivot_last
+        def backward(carry, rows):
+            x1, x2 = carry
+            y_k, r, u1, swap, u = rows
+            u2 = jnp.where(swap, u, 0)
+            x0 = (y_k - u1 * x1 - u2 * x2) * r
+            return (x0, x1), (x1, None, None, None, None)
 
-        # L^T P x = z: LAPACK undoes the elimination steps (and swaps) last to first,
-        # with the running value c the current value at position k; position k is
-        # final once step k is done.
-        if pivoting:
+        arrays = (y, rpivots, upper1, swaps, upper)
+        _, (x, *_) = _sweep(backward, (x_last, zero), arrays, True, unroll)
+    else:
 
-            def backward(c, rows):
-                z_k, m_k, swap = rows
-                e = z_k - m_k * c
-                return jnp.where(swap, c, e), (jnp.where(swap, e, c), None, None)
+        def backward(x1, rows):
+            y_k, r, u1 = rows
+            return (y_k - u1 * x1) * r, (x1, None, None)
 
-            _, (x, _, _) = _sweep(backward, z_last, (z, m, swaps), True, unroll)
-        else:
-
-            def backward(c, rows):
-                z_k, l_k, r = rows
-                return z_k - (l_k * r) * c, (c, None, None)
-
-            _, (x, _, _) = _sweep(backward, z_last, (z, lower, rpivots), True, unroll)
-        return x
+        arrays = (y, rpivots, upper1)
+        _, (x, _, _) = _sweep(backward, x_last, arrays, True, unroll)
+    return x
 
 
 #
 # `custom_vmap` wrappers: under `jax.vmap` the batch axis (leading, as vmap hands it
 # over) is moved to the end, the kernels run once on the whole batch, and the batch
-# axis is moved back to the front. Within one `jit`, XLA cancels the transpose of the
-# factors on the way out of `init` against the one on the way into `compute`.
+# axis is moved back to the front. Both run inside `compute`, so XLA cancels the
+# transpose of the factors on the way out of the factorisation against the one on
+# the way into the solve.
 #
 
 
@@ -321,10 +280,10 @@ def _make_factor(pivoting: bool, unroll: int):
 
 
 @ft.cache
-def _make_solve(transpose: bool, unroll: int):
+def _make_solve(unroll: int):
     @jax.custom_batching.custom_vmap
     def solve(factors, vector):
-        return _solve_kernel(factors, vector, transpose, unroll)
+        return _solve_kernel(factors, vector, unroll)
 
     @solve.def_vmap
     def solve_vmap(axis_size, in_batched, factors, vector):
@@ -334,28 +293,80 @@ def _make_solve(transpose: bool, unroll: int):
             for x, b in zip(factors, factors_batched, strict=True)  # pyright: ignore
         )
         vector = lax.optimization_barrier(_band_major(vector, vector_batched))
-        solution = _solve_kernel(factors, vector, transpose, unroll)  # pyright: ignore
+        solution = _solve_kernel(factors, vector, unroll)  # pyright: ignore
         return _batch_major(solution, axis_size), True
 
     return solve
 
 
+def _pure_jax_solve(diagonal, lower, upper, vector, *, pivoting, unroll):
+    factors = _make_factor(pivoting, unroll)(diagonal, lower, upper)
+    return _make_solve(unroll)(factors, vector)
+
+
+def _native_solve(diagonal, lower, upper, vector, *, pivoting, unroll):
+    del unroll
+    (x,) = _native.native_call(
+        "lxk_tridiagonal_solve",
+        [diagonal, lower, upper, vector],
+        core_ndims=(1, 1, 1, 1),
+        results=[(vector.shape[-1:], vector.dtype)],
+        pivoting=pivoting,
+        trans=False,
+        conj=False,
+    )
+    return x
+
+
+def _solve(bands, vector, *, pivoting, unroll, transpose, conj, backend):
+    """Solves `op(A) x = b` with op(A) = A, A^T, conj(A) or A^H: natively on CPU, in
+    pure JAX elsewhere (or everywhere if so asked). op(A) is factorised as it stands
+    (A^T has A's diagonal and its off-diagonals exchanged; conjugation leaves the
+    pivot choice alone), so both kernels pivot the same way."""
+    diagonal, lower, upper = bands
+    dtype = jnp.result_type(diagonal, vector)
+    diagonal, lower, upper, vector = (
+        x.astype(dtype) for x in (diagonal, lower, upper, vector)
+    )
+    if transpose:
+        lower, upper = upper, lower
+    if conj:
+        diagonal, lower, upper = diagonal.conj(), lower.conj(), upper.conj()
+    kwargs = dict(pivoting=pivoting, unroll=unroll)
+    return _native.platform_switch(
+        backend,
+        ft.partial(_native_solve, **kwargs),
+        ft.partial(_pure_jax_solve, **kwargs),
+        diagonal,
+        lower,
+        upper,
+        vector,
+    )
+
+
 class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
-    """Gaussian elimination with partial pivoting for tridiagonal systems, written as
-    `jax.lax.scan`s along the band, as in LAPACK's `?gttrf`/`?gttrs`.
+    """Gaussian elimination with partial pivoting for tridiagonal systems, as in
+    LAPACK's `?gttrf`/`?gtts2` (pivots chosen by |Re| + |Im|, no
+    swap on ties), or without pivoting (the Thomas algorithm).
 
-    `init` factorises the operator once ($PA = LU$, with $U$ having two
-    superdiagonals); `compute` runs a forward and a backward substitution scan. So
-    `jax.vmap` over the right-hand side only reuses one factorisation, and the
-    transposed and conjugated solves (used by reverse-mode autodiff and
-    `jax.linear_transpose`) reuse the same factors.
+    There are two kernels, chosen per platform inside one compiled program:
 
-    Under `jax.vmap` (over the operator, the right-hand side, or both) the scans run
-    along the band and carry the whole batch, each step updating one vector across all
-    systems. A single large system (no `vmap`) is a scan with a scalar carry, bound by
-    per-step latency. On CPU this is currently slower than [`lineax.Tridiagonal`][]
-    (which calls LAPACK once per system), except `pivoting=False` on a single large
-    system, which is about as fast; see `benchmarks/scan_tridiagonal.py`.
+    - On CPU, a native C++ kernel (compiled when the package is installed, called
+        through the XLA FFI). A batch is solved a tile of systems at a time, one
+        system per SIMD lane, advanced together one row at a time, on XLA's CPU
+        thread pool for large batches; factorisation and substitution are fused, so
+        the bands are read once and only the solution is written. A single system
+        is eliminated from both ends at once (two independent dependency chains,
+        meeting in the middle), which is about twice as fast as one sweep.
+    - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: `jax.lax.scan`s along
+        the band that, under `jax.vmap`, carry the whole batch.
+
+    Both pivot the same way. The state holds the operator's bands, and `compute`
+    factorises and solves in one pass (on CPU that is one pass over memory instead
+    of three: factors kept in the state would be written and read back). Under
+    `jax.vmap` over the right-hand side only, the pure-JAX kernel factorises once;
+    `transpose` and `conj` cost nothing (they flip static flags, and the kernels
+    factorise $A^T$ or conj(A) as they stand).
 
     This solver can only handle square nonsingular tridiagonal operators. An exactly
     zero pivot (after pivoting) produces a non-finite solution, so that
@@ -371,12 +382,14 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
 
     pivoting: bool = True
     unroll: int = 1
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if not isinstance(self.pivoting, bool):
             raise ValueError("`ScanTridiagonal(pivoting=...)` must be a bool.")
         if isinstance(self.unroll, int) and self.unroll < 1:
             raise ValueError("`ScanTridiagonal(unroll=...)` must be at least 1.")
+        _native.check_backend(self.backend)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         del options
@@ -397,64 +410,62 @@ class ScanTridiagonal(lx.AbstractLinearSolver[_ScanTridiagonalState]):
             raise ValueError("`ScanTridiagonal` cannot solve a system of size 0.")
         packed_structures = lxi.pack_structures(operator)
         # lineax stops gradients through the state anyway; doing it here too keeps
-        # autodiff away from `custom_vmap`, which has no reverse-mode rule.
-        diagonals = lax.stop_gradient(lx.tridiagonal(operator))
-        factors = _make_factor(self.pivoting, self.unroll)(*diagonals)
-        return factors, packed_structures, eqxi.Static(False)
+        # autodiff away from the kernels, which have no autodiff rules.
+        bands = lax.stop_gradient(lx.tridiagonal(operator))
+        return bands, packed_structures, eqxi.Static((False, False))
 
-    # This differs from `lx.Tridiagonal` (LAPACK `?gtsv`, which factorises and solves
-    # in one call) in a few ways:
-    # 1. The factorisation is kept in the state, so `compute` only substitutes.
-    # 2. The transposed solve uses the same factors (LAPACK `?gttrs` with
-    #     `trans='T'`), selected by a static flag in the state.
-    # 3. Row swaps are stored as booleans and applied with selects, not gathers.
-    # 4. A zero pivot is not reported by an `info` code: it gives inf/NaN, which
+    # This differs from `lx.Tridiagonal` (LAPACK `?gtsv`) in a few ways:
+    # 1. The transposed and conjugated solves factorise A^T or conj(A) directly
+    #     (static flags in the state), so they pivot as a fresh solve with A^T would.
+    # 2. Row swaps are selects, not branches or gathers.
+    # 3. A zero pivot is not reported by an `info` code: it gives inf/NaN, which
     #     `lx.linear_solve` turns into `RESULTS.singular`.
-    # 5. The reciprocals of the pivots are stored, and the substitutions multiply by
-    #     them instead of dividing, so results may differ from LAPACK's in the last
-    #     bits.
+    # 4. The reciprocals of the pivots are computed once, and elimination and
+    #     substitution multiply by them instead of dividing, so results may differ
+    #     from LAPACK's in the last bits. A single system on CPU is eliminated from
+    #     both ends (see `csrc/tridiagonal.h`), which also changes the rounding.
     def compute(
         self,
         state: _ScanTridiagonalState,
         vector: PyTree[Array],
         options: dict[str, Any],
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-        factors, packed_structures, transpose = state
+        bands, packed_structures, flags = state
         del state, options
+        transpose, conj = flags.value
         vector = lxi.ravel_vector(vector, packed_structures)
-        solution = _make_solve(transpose.value, self.unroll)(factors, vector)
+        solution = _solve(
+            bands,
+            vector,
+            pivoting=self.pivoting,
+            unroll=self.unroll,
+            transpose=transpose,
+            conj=conj,
+            backend=self.backend,
+        )
         solution = lxi.unravel_solution(solution, packed_structures)
         return solution, lx.RESULTS.successful, {}
 
     def transpose(self, state: _ScanTridiagonalState, options: dict[str, Any]):
-        factors, packed_structures, transpose = state
+        bands, packed_structures, flags = state
+        transpose, conj = flags.value
         transposed_packed_structures = lxi.transpose_packed_structures(
             packed_structures
         )
         transpose_state = (
-            factors,
+            bands,
             transposed_packed_structures,
-            eqxi.Static(not transpose.value),
+            eqxi.Static((not transpose, conj)),
         )
         return transpose_state, options
 
     def conj(self, state: _ScanTridiagonalState, options: dict[str, Any]):
-        # P A = L U  =>  P conj(A) = conj(L) conj(U), and `?gttrf` pivots on
-        # |Re| + |Im|, which conjugation leaves alone: conjugate the factors, keep the
-        # swaps and the transpose flag.
-        factors, packed_structures, transpose = state
-        rpivots, upper1, m, lower, swaps, upper, rpivot_last = factors
-        conj = lambda x: None if x is None else x.conj()
-        conj_factors = (
-            rpivots.conj(),
-            upper1.conj(),
-            conj(m),
-            conj(lower),
-            swaps,
-            conj(upper),
-            rpivot_last.conj(),
-        )
-        return (conj_factors, packed_structures, transpose), options
+        # conj(op(A)) for op = identity or transpose is op(conj(A)): flip the conj
+        # flag, keep the transpose flag.
+        bands, packed_structures, flags = state
+        transpose, conj = flags.value
+        conj_state = (bands, packed_structures, eqxi.Static((transpose, not conj)))
+        return conj_state, options
 
     def assume_full_rank(self):
         return True
@@ -466,6 +477,11 @@ ScanTridiagonal.__init__.__doc__ = """**Arguments:**
     stable for any nonsingular tridiagonal matrix, like [`lineax.Tridiagonal`][].
     `False` gives the Thomas algorithm: faster, but only stable for diagonally
     dominant or symmetric positive definite matrices.
-- `unroll`: number of scan steps to unroll; see `jax.lax.scan`. On CPU `1` (the
-    default) is usually fastest.
+- `unroll`: number of scan steps to unroll in the pure-JAX kernel; see
+    `jax.lax.scan`. On CPU `1` (the default) is usually fastest.
+- `backend`: `"auto"` (default: the native kernel on CPU if it is available, pure
+    JAX elsewhere; the environment variable `LINEAX_KERNELS_BACKEND=jax` or
+    `=native` overrides it), `"native"` (as `"auto"`, but an error if the native
+    kernel is unavailable) or `"jax"` (pure JAX everywhere). See
+    [`lineax_kernels.backend_info`][].
 """
