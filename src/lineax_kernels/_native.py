@@ -166,14 +166,24 @@ def use_native(backend: Backend) -> bool:
 
 
 def platform_switch(
-    backend: Backend, native: Callable[..., Any], pure: Callable[..., Any], *args
+    backend: Backend,
+    native: Callable[..., Any],
+    pure: Callable[..., Any],
+    *arrays: jax.Array,
+    **static: Any,
 ):
-    """Runs `native(*args)` on CPU and `pure(*args)` elsewhere, chosen by XLA per
-    platform in one program (`lax.platform_dependent`); just `pure(*args)` if the
-    native kernels are not to be used."""
+    """Runs `native(*arrays, **static)` on CPU and `pure(*arrays, **static)`
+    elsewhere, chosen by XLA per platform in one program
+    (`lax.platform_dependent`); just the pure-JAX one if the native kernels are not
+    to be used. The arrays are first promoted to their common dtype, which is what
+    both kernels compute in; `static` holds Python values (flags)."""
+    dtype = jnp.result_type(*arrays)
+    arrays = tuple(jnp.asarray(x).astype(dtype) for x in arrays)
+    native = ft.partial(native, **static)
+    pure = ft.partial(pure, **static)
     if use_native(backend):
-        return lax.platform_dependent(*args, cpu=native, default=pure)
-    return pure(*args)
+        return lax.platform_dependent(*arrays, cpu=native, default=pure)
+    return pure(*arrays)
 
 
 def native_call(

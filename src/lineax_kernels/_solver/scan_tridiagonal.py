@@ -324,23 +324,20 @@ def _solve(bands, vector, *, pivoting, unroll, transpose, conj, backend):
     (A^T has A's diagonal and its off-diagonals exchanged; conjugation leaves the
     pivot choice alone), so both kernels pivot the same way."""
     diagonal, lower, upper = bands
-    dtype = jnp.result_type(diagonal, vector)
-    diagonal, lower, upper, vector = (
-        x.astype(dtype) for x in (diagonal, lower, upper, vector)
-    )
     if transpose:
         lower, upper = upper, lower
     if conj:
         diagonal, lower, upper = diagonal.conj(), lower.conj(), upper.conj()
-    kwargs = dict(pivoting=pivoting, unroll=unroll)
     return _native.platform_switch(
         backend,
-        ft.partial(_native_solve, **kwargs),
-        ft.partial(_pure_jax_solve, **kwargs),
+        _native_solve,
+        _pure_jax_solve,
         diagonal,
         lower,
         upper,
         vector,
+        pivoting=pivoting,
+        unroll=unroll,
     )
 
 

@@ -1,4 +1,3 @@
-import functools as ft
 from typing import Any, TypeAlias
 
 import equinox.internal as eqxi
@@ -176,16 +175,14 @@ def _solve(matrix, vector, *, conj: bool, negate: bool, backend):
     """Solves `A x = b` or `conj(A) x = b` (A Hermitian positive definite, or
     negative definite with `negate`): natively on CPU, in pure JAX elsewhere (or
     everywhere if so asked)."""
-    dtype = jnp.result_type(matrix, vector)
-    matrix = matrix.astype(dtype)
-    vector = vector.astype(dtype)
-    kwargs = dict(conj=conj, negate=negate)
     return _native.platform_switch(
         backend,
-        ft.partial(_native_solve, **kwargs),
-        ft.partial(_pure_jax_solve, **kwargs),
+        _native_solve,
+        _pure_jax_solve,
         matrix,
         vector,
+        conj=conj,
+        negate=negate,
     )
 
 

@@ -1,4 +1,3 @@
-import functools as ft
 from typing import Any, TypeAlias
 
 import equinox.internal as eqxi
@@ -271,16 +270,14 @@ def _native_solve(matrix, vector, *, transpose: bool, conj: bool):
 def _solve(matrix, vector, *, transpose: bool, conj: bool, backend):
     """Solves `op(A) x = b` with op(A) = A, A^T, conj(A) or A^H: natively on CPU,
     in pure JAX elsewhere (or everywhere if so asked)."""
-    dtype = jnp.result_type(matrix, vector)
-    matrix = matrix.astype(dtype)
-    vector = vector.astype(dtype)
-    kwargs = dict(transpose=transpose, conj=conj)
     return _native.platform_switch(
         backend,
-        ft.partial(_native_solve, **kwargs),
-        ft.partial(_pure_jax_solve, **kwargs),
+        _native_solve,
+        _pure_jax_solve,
         matrix,
         vector,
+        transpose=transpose,
+        conj=conj,
     )
 
 

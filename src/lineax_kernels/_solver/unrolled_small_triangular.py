@@ -216,15 +216,8 @@ def _native_solve(matrix, vector, *, lower, unit, transpose, conj):
 def _solve(matrix, vector, *, backend, **flags):
     """Solves `op(A) x = b` for triangular A: natively on CPU, in pure JAX elsewhere
     (or everywhere if so asked)."""
-    dtype = jnp.result_type(matrix, vector)
-    matrix = matrix.astype(dtype)
-    vector = vector.astype(dtype)
     return _native.platform_switch(
-        backend,
-        ft.partial(_native_solve, **flags),
-        ft.partial(_pure_jax_solve, **flags),
-        matrix,
-        vector,
+        backend, _native_solve, _pure_jax_solve, matrix, vector, **flags
     )
 
 
