@@ -3,7 +3,7 @@
 # plus jit(grad) of a loss through lx.linear_solve vs the forward solve and vs
 # differentiating straight through a naive scan Thomas; plus compile times.
 #
-# Since issue 9 `lxk.ScanTridiagonal()` runs its native CPU kernel (SIMD tiles of
+# `lxk.ScanTridiagonal()` runs its native CPU kernel (SIMD tiles of
 # systems; a single system eliminated from both ends). Typical ratios (2 vCPU Intel
 # Xeon with AVX-512, shared and loaded, jax 0.10.2, lineax 0.1.1, float64), from the
 # suite (`python -m benchmarks --full --only 'tridiag|grad'`), which also has the

@@ -113,7 +113,7 @@ def test_factor_matches_numpy_cholesky(dtype):
     # The straight-line pure-JAX factorisation gives L (strictly lower entries,
     # reciprocal diagonal) with A = L L^H, the factor `numpy.linalg.cholesky`
     # returns. (The state holds the matrix; this is the GPU path's factor.)
-    from lineax_kernels._solver.unrolled_small_cholesky import _cholesky_factor
+    from lineax_kernels._kernels.small_cholesky import _factor as _cholesky_factor
 
     rng = np.random.default_rng(0)
     for d in range(1, _MAX + 1):

@@ -1,389 +1,15 @@
-import functools as ft
-from typing import Any, TypeAlias
+from typing import Any
 
-import equinox.internal as eqxi
-import jax
-import jax.lax as lax
-import jax.numpy as jnp
 import lineax as lx
 import lineax.internal as lxi
-from jaxtyping import Array, Inexact, Int, PyTree
+from jaxtyping import Array, PyTree
 
-from .._misc import abs1
+from .. import _misc
+from .._kernels import block_tridiagonal
 from .._operator import BlockTridiagonalLinearOperator
-from .unrolled_small_lu import _lu_factor_entries, _select
 
 
-# The LU factors of one block tridiagonal matrix with `n` block rows of `k x k`
-# blocks, as computed by block banded Gaussian elimination with partial pivoting
-# (LAPACK `?gbtrf`'s pivot order). Step `i` eliminates block column `i` from the
-# `2k x 3k` panel `[[D~_i, U~_i, 0], [L_i, D_{i+1}, U_{i+1}]]` (the active block row
-# `i`, already reduced by the previous steps, over the untouched block row `i + 1`):
-# - `left[i]` (`2k x k`): the panel's first block column after elimination: U's
-#     diagonal block `U_ii` on and above the diagonal of its top half, and the
-#     multipliers of the unit lower trapezoid below;
-# - `upper1[i]`, `upper2[i]` (`k x k`): U's blocks `(i, i + 1)` and `(i, i + 2)` (the
-#     latter is the fill-in from rows of block row `i + 1` swapped up);
-# - `perm[i]`, `iperm[i]` (`2k`): the row permutation of the panel (`perm[r]` is the
-#     panel row that ends up in row `r`) and its inverse.
-# The bottom half of the eliminated panel is the next active block row. A dummy
-# block row `n` (identity diagonal block, zero coupling) makes the last step a panel
-# step like the others, so the scan emits every result directly. Arrays are band
-# major: block row first, then the block's axes, then any batch axes (`...`).
-_Factors: TypeAlias = tuple[
-    Inexact[Array, "n k2 k ..."],
-    Inexact[Array, "n k k ..."],
-    Inexact[Array, "n k k ..."],
-    Int[Array, "n k2 ..."],
-    Int[Array, "n k2 ..."],
-]
-_BlockTridiagonalState: TypeAlias = tuple[_Factors, lxi.PackedStructures, eqxi.Static]
-
-
-def _entries(x: Array, *shape: int) -> Any:
-    # The nested list of the entries of the leading `shape` axes of `x`.
-    if not shape:
-        return x  # pyright: ignore
-    return [_entries(x[i], *shape[1:]) for i in range(shape[0])]
-
-
-def _stack(entries: Any, batch: tuple[int, ...]) -> Array:
-    # Inverse of `_entries`, broadcasting every entry to the batch shape.
-    if not isinstance(entries, list):
-        return jnp.broadcast_to(entries, batch)
-    return jnp.stack([_stack(e, batch) for e in entries])
-
-
-# For one system (no batch axes) with blocks up to this size, each step runs the
-# straight-line LU of `UnrolledSmallLU` on the panel (scalar code). Otherwise it runs
-# an array-level version of the same elimination (`_panel_factor_arrays`): the
-# straight-line code grows like `k**3` and XLA compiles it slowly inside a scan body
-# (2 s at k = 2, 8-11 s at k = 4, minutes at k = 8), and with batch axes it is also
-# slower (measured, 64 systems of 2000 blocks: 2x at k = 2, 3x at k = 4).
-_UNROLLED_MAX = 2
-
-
-def _panel_factor_arrays(panel: Array, steps: int) -> tuple[Array, Array, Array]:
-    """The elimination of `_lu_factor_entries(panel, steps)`, on a `m x p` panel
-    array (batch axes after the first two), as whole-array operations: the same
-    pivots (the first largest `|Re| + |Im|`), the same row swaps and the same
-    arithmetic. Returns the eliminated panel, `perm` and `iperm`, shape `(m, ...)`.
-    """
-    m, p = panel.shape[:2]
-    batch = panel.shape[2:]
-    # Fixed-shape masked updates rather than slices and concatenations, so that XLA
-    # fuses each step into a few loops over the whole panel.
-    rows = jnp.arange(m, dtype=jnp.int32).reshape((m,) + (1,) * len(batch))
-    columns = jnp.arange(p, dtype=jnp.int32).reshape((1, p) + (1,) * len(batch))
-    perm = jnp.broadcast_to(rows, (m,) + batch)
-    for k in range(steps):
-        magnitude = jnp.where(rows >= k, abs1(panel[:, k]), -1)
-        which = jnp.argmax(magnitude, axis=0).astype(jnp.int32)[None]  # (1, ...)
-        is_pivot = rows == which
-        pivot_row = jnp.sum(jnp.where(is_pivot[:, None], panel, 0), axis=0)
-        pivot_perm = jnp.sum(jnp.where(is_pivot, perm, 0), axis=0, dtype=jnp.int32)
-        # Swap rows k and `which`, then eliminate below row k.
-        is_k = rows == k
-        panel = jnp.where(
-            is_k[:, None],
-            pivot_row[None],
-            jnp.where(is_pivot[:, None], panel[k][None], panel),
-        )
-        perm = jnp.where(
-            is_k, pivot_perm[None], jnp.where(is_pivot, perm[k][None], perm)
-        )
-        multipliers = jnp.where(rows > k, panel[:, k] / pivot_row[k][None], 0)
-        update = jnp.where(columns > k, pivot_row[None], 0)
-        panel = panel - multipliers[:, None] * update
-        panel = jnp.where(
-            (rows[:, None] > k) & (columns == k), multipliers[:, None], panel
-        )
-    is_row = perm[:, None] == rows[None]
-    iperm = jnp.sum(jnp.where(is_row, rows[:, None], 0), axis=0, dtype=jnp.int32)
-    return panel, perm, iperm
-
-
-def block_tridiagonal_factor(
-    diagonal: Inexact[Array, "n k k ..."],
-    lower_diagonal: Inexact[Array, "n-1 k k ..."],
-    upper_diagonal: Inexact[Array, "n-1 k k ..."],
-    unroll: int = 1,
-) -> _Factors:
-    """Factorises a block tridiagonal matrix by block banded Gaussian elimination
-    with partial pivoting, one `lax.scan` step per block row, each step the
-    straight-line pivoted LU of `UnrolledSmallLU` on a `2k x 3k` panel (see
-    `_Factors`).
-
-    Within a step the pivot of each column is the largest (by `|Re| + |Im|`) of all
-    the entries of that column not yet eliminated, in both block rows: those are all
-    the nonzeros of the column of the whole matrix, so this is exactly Gaussian
-    elimination with partial pivoting on the full matrix, with its backward
-    stability. A zero pivot gives inf/NaN, which propagates to every solution.
-
-    Batch axes (`...`, after the block axes) are independent systems.
-    """
-    n, k = diagonal.shape[:2]
-    batch = diagonal.shape[3:]
-    dtype = diagonal.dtype
-    eye = jnp.broadcast_to(
-        jnp.eye(k, dtype=dtype).reshape((1, k, k) + (1,) * len(batch)),
-        (1, k, k) + batch,
-    )
-    zeros = lambda m: jnp.zeros((m, k, k) + batch, dtype)
-    lower = jnp.concatenate([lower_diagonal, zeros(1)])
-    diagonal_next = jnp.concatenate([diagonal[1:], eye])
-    upper_next = jnp.concatenate([upper_diagonal[1:], zeros(n - max(n - 2, 0))])
-    first_upper = upper_diagonal[0] if n > 1 else zeros(1)[0]
-
-    def step_arrays(carry, rows):
-        active_diagonal, active_upper = carry
-        l, d, u = rows
-        top = jnp.concatenate(
-            [active_diagonal, active_upper, jnp.zeros_like(active_upper)], axis=1
-        )
-        panel = jnp.concatenate([top, jnp.concatenate([l, d, u], axis=1)])
-        panel, perm, iperm = _panel_factor_arrays(panel, k)
-        carry = (panel[k:, k : 2 * k], panel[k:, 2 * k :])
-        out = (panel[:, :k], panel[:k, k : 2 * k], panel[:k, 2 * k :], perm, iperm)
-        return carry, out
-
-    def step(carry, rows):
-        active_diagonal, active_upper = carry
-        l, d, u = rows
-        ad, au = _entries(active_diagonal, k, k), _entries(active_upper, k, k)
-        l, d, u = _entries(l, k, k), _entries(d, k, k), _entries(u, k, k)
-        panel = [ad[r] + au[r] + [0] * k for r in range(k)]
-        panel += [l[r] + d[r] + u[r] for r in range(k)]
-        panel = [[jnp.asarray(e, dtype) for e in row] for row in panel]
-        lu, perm, iperm = _lu_factor_entries(panel, steps=k)
-        a = [list(lu[r * 3 * k : (r + 1) * 3 * k]) for r in range(2 * k)]
-        left = [row[:k] for row in a]
-        upper1 = [row[k : 2 * k] for row in a[:k]]
-        upper2 = [row[2 * k :] for row in a[:k]]
-        next_diagonal = [row[k : 2 * k] for row in a[k:]]
-        next_upper = [row[2 * k :] for row in a[k:]]
-        carry = (_stack(next_diagonal, batch), _stack(next_upper, batch))
-        out = (
-            _stack(left, batch),
-            _stack(upper1, batch),
-            _stack(upper2, batch),
-            _stack(list(perm), batch),
-            _stack(list(iperm), batch),
-        )
-        return carry, out
-
-    _, factors = lax.scan(
-        step if k <= _UNROLLED_MAX and not batch else step_arrays,
-        (diagonal[0], first_upper),
-        (lower, diagonal_next, upper_next),
-        unroll=unroll,
-    )
-    return factors
-
-
-def block_tridiagonal_solve(
-    factors: _Factors,
-    vector: Inexact[Array, "n k ..."],
-    transpose: bool,
-    unroll: int = 1,
-) -> Inexact[Array, "n k ..."]:
-    """Solves `A x = b` (or `A^T x = b` if `transpose`) with the factors of
-    `block_tridiagonal_factor`, one forward and one backward `lax.scan` over the block
-    rows (LAPACK `?gbtrs`). The factors and `vector` may have different batch axes
-    (`...`), which broadcast: factors without batch axes and a batched `vector` reuse
-    one factorisation for every right-hand side.
-    """
-    left, upper1, upper2, perm, iperm = factors
-    n, k = vector.shape[:2]
-    batch = jnp.broadcast_shapes(left.shape[3:], vector.shape[2:])
-    dtype = jnp.result_type(left, vector)
-    # Trailing size-1 axes, so that factors and vector broadcast without rank
-    # promotion.
-    ndim = len(batch)
-    expand = lambda x, m: x.reshape(x.shape + (1,) * (m + ndim - x.ndim))
-    left, upper1, upper2 = (expand(x, 3) for x in (left, upper1, upper2))
-    perm, iperm = expand(perm, 2), expand(iperm, 2)
-    vector = expand(vector, 2).astype(dtype)
-    zero = jnp.zeros((k,) + batch, dtype)
-    stack = lambda xs: _stack(xs, batch)
-
-    if not transpose:
-        # P_i then the unit lower trapezoid of step `i`, on the right-hand side of
-        # the active block row `c` and of block row `i + 1`.
-        def forward(c, rows):
-            b_next, left_i, perm_i = rows
-            m = _entries(left_i, 2 * k, k)
-            v = _entries(c, k) + _entries(b_next, k)
-            pv = [_select(perm_i[r], *v) for r in range(2 * k)]
-            y = []
-            for j in range(k):
-                y.append(pv[j] - sum((m[j][i] * y[i] for i in range(j)), zero[0]))
-            next_c = [
-                pv[k + r] - sum((m[k + r][i] * y[i] for i in range(k)), zero[0])
-                for r in range(k)
-            ]
-            return stack(next_c), stack(y)
-
-        b_next = jnp.concatenate([vector[1:], jnp.zeros_like(vector[:1])])
-        c0 = jnp.broadcast_to(vector[0], (k,) + batch)
-        _, y = lax.scan(forward, c0, (b_next, left, perm), unroll=unroll)
-
-        # Block back substitution with U's three block diagonals.
-        def backward(carry, rows):
-            x1, x2 = _entries(carry[0], k), _entries(carry[1], k)
-            y_i, left_i, u1, u2 = rows
-            m, u1, u2 = _entries(left_i, k, k), _entries(u1, k, k), _entries(u2, k, k)
-            x: list[Any] = [None] * k
-            for j in reversed(range(k)):
-                acc = _entries(y_i, k)[j]
-                for c in range(j + 1, k):
-                    acc = acc - m[j][c] * x[c]
-                for c in range(k):
-                    acc = acc - u1[j][c] * x1[c] - u2[j][c] * x2[c]
-                x[j] = acc / m[j][j]
-            x = stack(x)
-            return (x, carry[0]), x
-
-        _, x = lax.scan(
-            backward,
-            (zero, zero),
-            (y, left, upper1, upper2),
-            reverse=True,
-            unroll=unroll,
-        )
-        return x
-    else:
-        # U^T z = b, block column by block column: `s1`, `s2` are the contributions
-        # of the solved blocks to block rows `i` and `i + 1`.
-        def forward(carry, rows):
-            s1, s2 = carry
-            b_i, left_i, u1, u2 = rows
-            m, u1, u2 = _entries(left_i, k, k), _entries(u1, k, k), _entries(u2, k, k)
-            rhs = _entries(b_i - s1, k)
-            z = []
-            for j in range(k):
-                acc = rhs[j]
-                for i in range(j):
-                    acc = acc - m[i][j] * z[i]
-                z.append(acc / m[j][j])
-            s2 = _entries(s2, k)
-            next_s1 = [s2[c] + sum(u1[r][c] * z[r] for r in range(k)) for c in range(k)]
-            next_s2 = [sum(u2[r][c] * z[r] for r in range(k)) for c in range(k)]
-            return (stack(next_s1), stack(next_s2)), stack(z)
-
-        _, z = lax.scan(
-            forward, (zero, zero), (vector, left, upper1, upper2), unroll=unroll
-        )
-
-        # Then the steps' transposed eliminations (and permutations), last to first:
-        # `w` is the current value of block `i + 1`, final once step `i` is undone.
-        def backward(w, rows):
-            z_i, left_i, iperm_i = rows
-            m = _entries(left_i, 2 * k, k)
-            w = _entries(w, k)
-            t = [
-                z_i[j] - sum((m[k + r][j] * w[r] for r in range(k)), zero[0])
-                for j in range(k)
-            ]
-            u: list[Any] = [None] * k
-            for j in reversed(range(k)):
-                acc = t[j]
-                for i in range(j + 1, k):
-                    acc = acc - m[i][j] * u[i]
-                u[j] = acc
-            u = u + w
-            xw = [_select(iperm_i[j], *u) for j in range(2 * k)]
-            return stack(xw[:k]), stack(xw[k:])
-
-        x0, x_next = lax.scan(
-            backward, zero, (z, left, iperm), reverse=True, unroll=unroll
-        )
-        return jnp.concatenate([x0[None], x_next[:-1]])
-
-
-#
-# `custom_vmap` wrappers, as in `scan_tridiagonal.py`: under `jax.vmap` the batch axis
-# (leading, as vmap hands it over) is moved to the end, so that each entry of a block
-# is one contiguous vector along the batch and the scans carry whole batches.
-#
-
-
-def _to_end(x, batched):
-    return jnp.moveaxis(x, 0, -1) if batched else x
-
-
-def _to_front(x, axis_size):
-    x = jnp.broadcast_to(x, x.shape[:-1] + (axis_size,))
-    return jnp.moveaxis(x, -1, 0)
-
-
-@ft.cache
-def _make_factor(unroll: int):
-    @jax.custom_batching.custom_vmap
-    def factor(diagonal, lower_diagonal, upper_diagonal):
-        return block_tridiagonal_factor(
-            diagonal, lower_diagonal, upper_diagonal, unroll
-        )
-
-    @factor.def_vmap
-    def factor_vmap(axis_size, in_batched, *blocks):
-        blocks = [
-            jnp.broadcast_to(
-                _to_end(x, b) if b else x[..., None], x.shape[-3:] + (axis_size,)
-            )
-            for x, b in zip(blocks, in_batched)
-        ]
-        blocks = lax.optimization_barrier(blocks)
-        factors = block_tridiagonal_factor(*blocks, unroll)
-        factors = tuple(_to_front(x, axis_size) for x in factors)
-        return factors, tuple(True for _ in factors)
-
-    return factor
-
-
-@ft.cache
-def _make_solve(transpose: bool, unroll: int):
-    @jax.custom_batching.custom_vmap
-    def solve(factors, vector):
-        return block_tridiagonal_solve(factors, vector, transpose, unroll)
-
-    @solve.def_vmap
-    def solve_vmap(axis_size, in_batched, factors, vector):
-        factors_batched, vector_batched = in_batched
-        factors = tuple(
-            _to_end(x, b) for x, b in zip(factors, factors_batched, strict=True)
-        )
-        vector = lax.optimization_barrier(_to_end(vector, vector_batched))
-        solution = block_tridiagonal_solve(factors, vector, transpose, unroll)
-        return _to_front(solution, axis_size), True
-
-    return solve
-
-
-# (Jitted, so that calling `init` and `compute` outside `jax.jit` compiles the scans
-# once instead of dispatching their operations one by one.)
-@ft.partial(jax.jit, static_argnums=3)
-def _factor(diagonal, lower_diagonal, upper_diagonal, unroll: int) -> _Factors:
-    # lineax stops gradients through the state anyway; doing it here too keeps
-    # autodiff away from `custom_vmap`, which has no reverse-mode rule.
-    blocks = lax.stop_gradient((diagonal, lower_diagonal, upper_diagonal))
-    return _make_factor(unroll)(*blocks)
-
-
-@ft.partial(jax.jit, static_argnums=(2, 3))
-def _solve(factors: _Factors, vector, transpose: bool, unroll: int):
-    return _make_solve(transpose, unroll)(factors, vector)
-
-
-@jax.jit
-def _conj_factors(factors: _Factors) -> _Factors:
-    # P A = L U  =>  P conj(A) = conj(L) conj(U), and the pivots are chosen by
-    # |Re| + |Im|, which conjugation leaves alone.
-    left, upper1, upper2, perm, iperm = factors
-    return left.conj(), upper1.conj(), upper2.conj(), perm, iperm
-
-
-class BlockTridiagonal(lx.AbstractLinearSolver[_BlockTridiagonalState]):
+class BlockTridiagonal(lx.AbstractLinearSolver[_misc.State]):
     """Block banded Gaussian elimination with partial pivoting for
     [`lineax_kernels.BlockTridiagonalLinearOperator`][]s (`n` block rows of dense
     `k x k` blocks), as one `jax.lax.scan` over the block rows.
@@ -425,36 +51,37 @@ class BlockTridiagonal(lx.AbstractLinearSolver[_BlockTridiagonalState]):
                 "`lxk.ScanTridiagonal()` for tridiagonal operators, and `lx.LU()` for "
                 "dense ones."
             )
-        factors = _factor(
+        blocks = (
             operator.diagonal,
             operator.lower_diagonal,
             operator.upper_diagonal,
-            self.unroll,
         )
-        return factors, lxi.pack_structures(operator), eqxi.Static(False)
+        _misc.check_dtypes("BlockTridiagonal", *blocks)
+        factors = block_tridiagonal.factor(*blocks, self.unroll)
+        return _misc.make_state(factors, operator, _misc.Op())
 
     def compute(
-        self,
-        state: _BlockTridiagonalState,
-        vector: PyTree[Array],
-        options: dict[str, Any],
+        self, state: _misc.State, vector: PyTree[Array], options: dict[str, Any]
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-        factors, packed_structures, transpose = state
+        factors, packed_structures, op = state
         del state, options
-        vector = lxi.ravel_vector(vector, packed_structures)
+        vector = _misc.ravel_vector(
+            "BlockTridiagonal", vector, packed_structures, factors[0].dtype
+        )
+        if op.value.conj:
+            factors = block_tridiagonal.conj_factors(factors)
         n, _, k = factors[0].shape[:3]
-        solution = _solve(factors, vector.reshape(n, k), transpose.value, self.unroll)
+        solution = block_tridiagonal.solve(
+            factors, vector.reshape(n, k), op.value.trans, self.unroll
+        )
         solution = lxi.unravel_solution(solution.reshape(n * k), packed_structures)
         return solution, lx.RESULTS.successful, {}
 
-    def transpose(self, state: _BlockTridiagonalState, options: dict[str, Any]):
-        factors, packed_structures, transpose = state
-        transposed = lxi.transpose_packed_structures(packed_structures)
-        return (factors, transposed, eqxi.Static(not transpose.value)), options
+    def transpose(self, state: _misc.State, options: dict[str, Any]):
+        return _misc.transpose_state(state, options)
 
-    def conj(self, state: _BlockTridiagonalState, options: dict[str, Any]):
-        factors, packed_structures, transpose = state
-        return (_conj_factors(factors), packed_structures, transpose), options
+    def conj(self, state: _misc.State, options: dict[str, Any]):
+        return _misc.conj_state(state, options)
 
     def assume_full_rank(self):
         return True
