@@ -58,7 +58,9 @@ def test_every_public_name_has_an_api_entry(site):
     assert set(lxk.__all__) == public
     directives = set()
     for page in (_DOCS / "api").glob("*.md"):
-        directives |= set(re.findall(r"^::: lineax_kernels\.(\w+)$", page.read_text(), re.M))
+        directives |= set(
+            re.findall(r"^::: lineax_kernels\.(\w+)$", page.read_text(), re.M)
+        )
     assert set(lxk.__all__) <= directives
     html = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     for name in lxk.__all__:

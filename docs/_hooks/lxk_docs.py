@@ -199,4 +199,3 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if BENCHMARK_MARKER in markdown:
         markdown = markdown.replace(BENCHMARK_MARKER, benchmark_markdown())
     return markdown
-

@@ -37,9 +37,7 @@ def record(name: str) -> pathlib.Path:
         text=True,
         check=True,
     )
-    versions = ", ".join(
-        f"{p} {importlib.metadata.version(p)}" for p in _PACKAGES
-    )
+    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in _PACKAGES)
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes")
     header = (
         f"# `python examples/{name}.py`, {date}, {_cpu()}, "
