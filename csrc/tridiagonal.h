@@ -7,6 +7,9 @@
 // carries the right-hand side along, writing the rows of U and of y (L^{-1} P b)
 // to a per-tile scratch buffer; one backward sweep reads them back and writes x.
 // The matrix is read once and nothing but x is written to the caller's memory.
+// Any inf/NaN in the matrix makes x non-finite (summed into a guard as the rows are
+// read, added to the first x computed, on which every other x depends), even where
+// elimination would not carry it there, so that lineax reports RESULTS.singular.
 //
 // Two drivers:
 // - `TridiagonalSolveRange`: a batch, W systems per tile (one per SIMD lane), each
@@ -141,17 +144,19 @@ LXK_INLINE void TriSolveTile(const TriBatch<T>& p, int64_t s0, int lanes,
   const T* r = p.rhs + s0 * p.rhs_stride;
   const bool cj = p.conj;
   const E zero{};
+  typename Lanes<T>::V guard{};
   auto row = [&](int64_t i) -> TriRow<E> {
     TriRow<E> out;
     out.l = i > 0 ? TriGather<N>(l + (i - 1), p.lower_stride, lanes, cj) : zero;
     out.d = TriGather<N>(d + i, p.diag_stride, lanes, cj);
     out.u = i < n - 1 ? TriGather<N>(u + i, p.upper_stride, lanes, cj) : zero;
     out.r = TriGather<N>(r + i, p.rhs_stride, lanes, false);
+    guard += NonFinite(out.l) + NonFinite(out.d) + NonFinite(out.u);
     return out;
   };
   TriActive<E> act = TriStart(row(0));
   for (int64_t i = 1; i < n; ++i) scratch[i - 1] = TriStep<kPivot>(act, row(i));
-  E x1 = Mul(act.c, Recip(act.a)), x2 = zero;
+  E x1 = AddReal(Mul(act.c, Recip(act.a)), guard), x2 = zero;
   T* out = x + s0 * n;
   StoreTileN<N>(&x1, lanes, 1, n, out + (n - 1));
   for (int64_t i = n - 2; i >= 0; --i) {
@@ -248,10 +253,13 @@ void TridiagonalSolveSingle(const TriBatch<T>& p, T* x) {
   // and superdiagonal exchanged). h = n / 2 rows go to lane 1, m = n - h to lane 0.
   const int64_t h = n / 2, m = n - h;
   std::vector<TriURow<E>> scratch(m);
+  typename Pair<T>::V guard{};
   auto row = [&](int64_t k) -> TriRow<E> {
     const int64_t j = n - 1 - k;
-    return {P::Make(k > 0 ? Lo(k) : T(0), k > 0 ? Up(j) : T(0)),
-            P::Make(D(k), D(j)), P::Make(Up(k), Lo(j)), P::Make(b[k], b[j])};
+    TriRow<E> out{P::Make(k > 0 ? Lo(k) : T(0), k > 0 ? Up(j) : T(0)),
+                  P::Make(D(k), D(j)), P::Make(Up(k), Lo(j)), P::Make(b[k], b[j])};
+    guard += NonFinite(out.l) + NonFinite(out.d) + NonFinite(out.u);
+    return out;
   };
   TriActive<E> act = TriStart(row(0));
   for (int64_t k = 1; k < h; ++k) scratch[k - 1] = TriStep<kPivot>(act, row(k));
@@ -268,16 +276,18 @@ void TridiagonalSolveSingle(const TriBatch<T>& p, T* x) {
   TriActive<E1> top{one(P::Get(act.a, 0)), one(P::Get(act.b, 0)),
                     one(P::Get(act.c, 0))};
   TriURow<E1> extra{};
+  typename L1::R total = guard[0] + guard[1];
   if (m > h) {
-    extra = TriStep<kPivot>(top, TriRow<E1>{one(Lo(h)), one(D(h)), one(Up(h)),
-                                            one(b[h])});
+    const TriRow<E1> middle{one(Lo(h)), one(D(h)), one(Up(h)), one(b[h])};
+    total += NonFinite(middle.l)[0] + NonFinite(middle.d)[0] + NonFinite(middle.u)[0];
+    extra = TriStep<kPivot>(top, middle);
   }
   // The two active rows meet: [a_top b_top; b_bot a_bot] [x_{m-1}; x_m] =
   // [c_top; c_bot], by one more step of the same elimination.
   const TriRow<E1> bottom{one(P::Get(act.b, 1)), one(P::Get(act.a, 1)), E1{},
                           one(P::Get(act.c, 1))};
   const TriURow<E1> meet = TriStep<kPivot>(top, bottom);
-  const E1 xm_v = Mul(top.c, Recip(top.a));
+  const E1 xm_v = AddReal(Mul(top.c, Recip(top.a)), Splat<typename L1::V>(total));
   const T x_m = lane0(xm_v), x_m1 = lane0(TriBack<kPivot>(meet, xm_v, E1{}));
   x[m - 1] = x_m1;
   x[m] = x_m;

@@ -187,7 +187,7 @@ def dispatch(
     target: Target,
     pure: Callable[..., jax.Array],
     backend: Backend,
-    flags: Any,
+    flags: tuple,
     *arrays: jax.Array,
 ) -> jax.Array:
     """Runs one solve: the native kernel `target` on CPU and `pure` elsewhere,

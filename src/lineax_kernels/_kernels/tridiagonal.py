@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Inexact
 
 from .. import _native
-from .._misc import abs1, batch_innermost
+from .._misc import abs1, batch_innermost, nonfinite_guard
 
 
 TARGET = _native.Target("lxk_tridiagonal_solve", core_ndims=(1, 1, 1, 1))
@@ -273,7 +273,11 @@ def pure_solve(diagonal, lower, upper, vector, *, pivoting, trans, conj, unroll=
     if conj:
         diagonal, lower, upper = diagonal.conj(), lower.conj(), upper.conj()
     factors = _make_factor(pivoting, unroll)(diagonal, lower, upper)
-    return _make_solve(unroll)(factors, vector)
+    x = _make_solve(unroll)(factors, vector)
+    # Non-finite input gives non-finite output, even where elimination would not
+    # carry it to the solution, as in the native kernel.
+    guard = nonfinite_guard(diagonal) + nonfinite_guard(lower) + nonfinite_guard(upper)
+    return x + guard
 
 
 def solve(diagonal, lower, upper, vector, flags: Flags, backend, unroll: int = 1):
