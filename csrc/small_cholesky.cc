@@ -7,49 +7,82 @@
 //
 // Only the lower triangle of A is read. Either operand may hold one system shared
 // by the whole batch; one matrix with a batch of right-hand sides is factorised
-// once. The per-type work is in small_cholesky_typed.cc, compiled once per type.
+// once. Compiled once per element type and once for the handler (see
+// ffi_common.h).
 #include <cstdint>
 
 #include "ffi_common.h"
+#include "small_cholesky.h"
 
 namespace lxk {
 
+struct SmallCholeskyCall {
+  DenseBatch batch;
+  const void* a;
+  const void* b;
+  void* x;
+  bool conj, negate;
+
+  template <typename T>
+  void Run(ffi::ThreadPool& pool) const;
+};
+
+#ifdef LXK_ELEMENT_TYPE
+
 template <typename T>
-void SmallCholeskySolveTyped(ffi::ThreadPool& pool, int d, int64_t n, const T* a,
-                             int64_t na, const T* b, int64_t nb, T* x, bool conj,
-                             bool negate);
+void SmallCholeskyCall::Run(ffi::ThreadPool& pool) const {
+  const auto [d, n, na, nb] = batch;
+  const T* a = static_cast<const T*>(this->a);
+  const T* b = static_cast<const T*>(this->b);
+  T* x = static_cast<T*>(this->x);
+  const std::ptrdiff_t a_stride = Stride(na, int64_t{d} * d), b_stride = Stride(nb, d);
+  const BatchBytes bytes = DenseBytes<T>(batch);
+  DispatchSize(d, [&]<int D>() {
+    if (na == 1 && n > Lanes<T>::W) {
+      SharedCholesky<T> shared;
+      shared.template Factor<D>(d, a, conj, negate);
+      RunBatch<T>(pool, n, bytes, [&](int64_t begin, int64_t end) {
+        SubstituteRange<T, D>(d, b, b_stride, x, begin, end, [&](auto* bt) {
+          CholeskySubstituteTile<D>(d, shared.l.data(), shared.inv.data(), bt, negate);
+        });
+      });
+    } else {
+      RunBatch<T>(pool, n, bytes, [&](int64_t begin, int64_t end) {
+        CholeskySolveRange<T, D>(d, a, a_stride, b, b_stride, x, begin, end, conj,
+                                 negate);
+      });
+    }
+  });
+}
+
+LXK_INSTANTIATE_RUN(SmallCholeskyCall);
+
+#else
 
 namespace {
 
 ffi::Error SmallCholeskySolve(ffi::ThreadPool pool, ffi::AnyBuffer a,
                               ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> x,
                               bool conj, bool negate) {
-  DenseBatch batch;
-  if (auto error = CheckDenseBatch("lxk_small_cholesky_solve", a, b, *x, batch);
-      error.failure()) {
-    return error;
-  }
-  if (batch.n == 0) return ffi::Error::Success();
-  return DispatchType(a.element_type(), [&]<typename T>() {
-    SmallCholeskySolveTyped<T>(pool, batch.d, batch.n,
-                               reinterpret_cast<const T*>(a.untyped_data()), batch.na,
-                               reinterpret_cast<const T*>(b.untyped_data()), batch.nb,
-                               reinterpret_cast<T*>(x->untyped_data()), conj, negate);
-    return ffi::Error::Success();
-  });
+  SmallCholeskyCall call{{}, a.untyped_data(), b.untyped_data(), x->untyped_data(),
+                         conj, negate};
+  LXK_RETURN_IF_ERROR(
+      CheckDenseBatch("lxk_small_cholesky_solve", a, b, *x, call.batch));
+  return RunTyped(pool, a.element_type(), call.batch.n, call);
 }
 
 }  // namespace
-}  // namespace lxk
 
-// The library is built with hidden visibility; only the handlers are exported.
-#pragma GCC visibility push(default)
-XLA_FFI_DEFINE_HANDLER_SYMBOL(LxkSmallCholeskySolve, lxk::SmallCholeskySolve,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Ret<xla::ffi::AnyBuffer>()
-                                  .Attr<bool>("conj")
-                                  .Attr<bool>("negate"));
-#pragma GCC visibility pop
+LXK_REGISTER_TARGET("lxk_small_cholesky_solve", LxkSmallCholeskySolve,
+                    SmallCholeskySolve,
+                    ffi::Ffi::Bind()
+                        .Ctx<ffi::ThreadPool>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Ret<ffi::AnyBuffer>()
+                        .Attr<bool>("conj")
+                        .Attr<bool>("negate"));
+
+#endif  // LXK_ELEMENT_TYPE
+
+}  // namespace lxk

@@ -6,61 +6,76 @@
 //
 // Either operand may hold one system shared by the whole batch. One matrix with a
 // batch of right-hand sides is factorised once; otherwise factorisation and
-// substitution are fused per tile of systems. The per-type work is in
-// small_lu_typed.cc, compiled once per element type.
+// substitution are fused per tile of systems. Compiled once per element type and
+// once for the handler (see ffi_common.h).
 #include <cstdint>
 
 #include "ffi_common.h"
+#include "small_lu.h"
 
 namespace lxk {
 
+struct SmallLuCall {
+  DenseBatch batch;
+  const void* a;
+  const void* b;
+  void* x;
+  bool trans, conj;
+
+  template <typename T>
+  void Run(ffi::ThreadPool& pool) const;
+};
+
+#ifdef LXK_ELEMENT_TYPE
+
 template <typename T>
-void SmallLuSolveTyped(ffi::ThreadPool& pool, int d, int64_t n, const T* a,
-                       int64_t na, const T* b, int64_t nb, T* x, bool trans,
-                       bool conj);
+void SmallLuCall::Run(ffi::ThreadPool& pool) const {
+  const auto [d, n, na, nb] = batch;
+  const T* a = static_cast<const T*>(this->a);
+  const T* b = static_cast<const T*>(this->b);
+  T* x = static_cast<T*>(this->x);
+  const std::ptrdiff_t a_stride = Stride(na, int64_t{d} * d), b_stride = Stride(nb, d);
+  const BatchBytes bytes = DenseBytes<T>(batch);
+  DispatchSize(d, [&]<int D>() {
+    if (na == 1 && n > Lanes<T>::W) {
+      LuFactored<T> factored;
+      factored.template Factor<D>(d, a, trans, conj);
+      RunBatch<T>(pool, n, bytes, [&](int64_t begin, int64_t end) {
+        factored.template SolveRange<D>(b, b_stride, x, begin, end);
+      });
+    } else {
+      RunBatch<T>(pool, n, bytes, [&](int64_t begin, int64_t end) {
+        LuSolveRange<T, D>(d, a, a_stride, b, b_stride, x, begin, end, trans, conj);
+      });
+    }
+  });
+}
+
+LXK_INSTANTIATE_RUN(SmallLuCall);
+
+#else
 
 namespace {
 
 ffi::Error SmallLuSolve(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::AnyBuffer b,
                         ffi::Result<ffi::AnyBuffer> x, bool trans, bool conj) {
-  auto a_dims = a.dimensions();
-  auto b_dims = b.dimensions();
-  if (a_dims.size() < 2 || b_dims.size() < 1 ||
-      a_dims[a_dims.size() - 1] != a_dims[a_dims.size() - 2] ||
-      a_dims[a_dims.size() - 1] != b_dims[b_dims.size() - 1]) {
-    return ffi::Error::InvalidArgument(
-        "lxk_small_lu_solve: expected a: (..., d, d) and b: (..., d)");
-  }
-  if (a.element_type() != b.element_type() ||
-      a.element_type() != x->element_type()) {
-    return ffi::Error::InvalidArgument("lxk_small_lu_solve: mismatched dtypes");
-  }
-  const int d = static_cast<int>(b_dims[b_dims.size() - 1]);
-  const int64_t n = NumSystems(*x, d);
-  const int64_t na = NumSystems(a, int64_t{d} * d), nb = NumSystems(b, d);
-  if (!BatchMatches(na, n) || !BatchMatches(nb, n)) {
-    return ffi::Error::InvalidArgument("lxk_small_lu_solve: mismatched batch sizes");
-  }
-  if (n == 0) return ffi::Error::Success();
-  return DispatchType(a.element_type(), [&]<typename T>() {
-    SmallLuSolveTyped<T>(pool, d, n, reinterpret_cast<const T*>(a.untyped_data()),
-                         na, reinterpret_cast<const T*>(b.untyped_data()), nb,
-                         reinterpret_cast<T*>(x->untyped_data()), trans, conj);
-    return ffi::Error::Success();
-  });
+  SmallLuCall call{{}, a.untyped_data(), b.untyped_data(), x->untyped_data(),
+                   trans, conj};
+  LXK_RETURN_IF_ERROR(CheckDenseBatch("lxk_small_lu_solve", a, b, *x, call.batch));
+  return RunTyped(pool, a.element_type(), call.batch.n, call);
 }
 
 }  // namespace
-}  // namespace lxk
 
-// The library is built with hidden visibility; only the handlers are exported.
-#pragma GCC visibility push(default)
-XLA_FFI_DEFINE_HANDLER_SYMBOL(LxkSmallLuSolve, lxk::SmallLuSolve,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Ret<xla::ffi::AnyBuffer>()
-                                  .Attr<bool>("trans")
-                                  .Attr<bool>("conj"));
-#pragma GCC visibility pop
+LXK_REGISTER_TARGET("lxk_small_lu_solve", LxkSmallLuSolve, SmallLuSolve,
+                    ffi::Ffi::Bind()
+                        .Ctx<ffi::ThreadPool>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Ret<ffi::AnyBuffer>()
+                        .Attr<bool>("trans")
+                        .Attr<bool>("conj"));
+
+#endif  // LXK_ELEMENT_TYPE
+
+}  // namespace lxk

@@ -6,19 +6,79 @@
 //   attributes: pivoting (partial pivoting as ?gttrf, else Thomas), trans (solve
 //   with A^T), conj (solve with conj(A)).
 //
-// Any operand may hold one system shared by the whole batch. The per-type work is
-// in tridiagonal_typed.cc, compiled once per element type.
+// Any operand may hold one system shared by the whole batch. Compiled once per
+// element type and once for the handler (see ffi_common.h).
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "ffi_common.h"
+#include "tridiagonal.h"
 
 namespace lxk {
 
+// `n` is the size of one system, `systems` their number; nd, nl, nu, nb are the
+// systems held by each operand (`systems`, or 1 if shared).
+struct TridiagonalCall {
+  int64_t n, systems, nd, nl, nu, nb;
+  const void* diag;
+  const void* lower;
+  const void* upper;
+  const void* b;
+  void* x;
+  bool pivoting, trans, conj;
+
+  template <typename T>
+  void Run(ffi::ThreadPool& pool) const;
+};
+
+#ifdef LXK_ELEMENT_TYPE
+
 template <typename T>
-void TridiagonalSolveTyped(ffi::ThreadPool& pool, int64_t n, int64_t systems,
-                           const T* diag, int64_t nd, const T* lower, int64_t nl,
-                           const T* upper, int64_t nu, const T* b, int64_t nb, T* x,
-                           bool pivoting, bool trans, bool conj);
+void TridiagonalCall::Run(ffi::ThreadPool& pool) const {
+  const T* lower = static_cast<const T*>(this->lower);
+  const T* upper = static_cast<const T*>(this->upper);
+  std::ptrdiff_t lower_stride = Stride(nl, n - 1), upper_stride = Stride(nu, n - 1);
+  // A^T has the same diagonal and the off-diagonals exchanged; it is factorised
+  // as it stands (pivoting on its own columns), so that the transposed solve
+  // pivots exactly as a fresh solve with A^T would.
+  if (trans) {
+    std::swap(lower, upper);
+    std::swap(lower_stride, upper_stride);
+  }
+  const TriBatch<T> p{n,
+                      static_cast<const T*>(diag),
+                      Stride(nd, n),
+                      lower,
+                      lower_stride,
+                      upper,
+                      upper_stride,
+                      static_cast<const T*>(b),
+                      Stride(nb, n),
+                      conj};
+  T* x = static_cast<T*>(this->x);
+  auto solve = [&](auto pivot) {
+    constexpr bool kPivot = decltype(pivot)::value;
+    if (systems == 1) {
+      TridiagonalSolveSingle<T, kPivot>(p, x);
+      return;
+    }
+    const int64_t system_bytes = n * 4 * int64_t{sizeof(T)};
+    RunBatch<T>(pool, systems, {systems * system_bytes, system_bytes},
+                [&](int64_t begin, int64_t end) {
+                  TridiagonalSolveRange<T, kPivot>(p, x, begin, end);
+                });
+  };
+  if (pivoting) {
+    solve(std::true_type{});
+  } else {
+    solve(std::false_type{});
+  }
+}
+
+LXK_INSTANTIATE_RUN(TridiagonalCall);
+
+#else
 
 namespace {
 
@@ -47,42 +107,44 @@ ffi::Error TridiagonalSolve(ffi::ThreadPool pool, ffi::AnyBuffer diag,
       b.element_type() != type || x->element_type() != type) {
     return ffi::Error::InvalidArgument("lxk_tridiagonal_solve: mismatched dtypes");
   }
-  const int64_t systems = NumSystems(*x, n);
-  const int64_t nd = NumSystems(diag, n), nb = NumSystems(b, n);
-  // With n = 1 the off-diagonals are empty: treat them as shared.
-  const int64_t nl = n > 1 ? NumSystems(lower, n - 1) : 1;
-  const int64_t nu = n > 1 ? NumSystems(upper, n - 1) : 1;
-  if (!BatchMatches(nd, systems) || !BatchMatches(nl, systems) ||
-      !BatchMatches(nu, systems) || !BatchMatches(nb, systems)) {
-    return ffi::Error::InvalidArgument(
-        "lxk_tridiagonal_solve: mismatched batch sizes");
+  TridiagonalCall call{n,
+                       NumSystems(*x, n),
+                       NumSystems(diag, n),
+                       // With n = 1 the off-diagonals are empty: treat them as shared.
+                       n > 1 ? NumSystems(lower, n - 1) : 1,
+                       n > 1 ? NumSystems(upper, n - 1) : 1,
+                       NumSystems(b, n),
+                       diag.untyped_data(),
+                       lower.untyped_data(),
+                       upper.untyped_data(),
+                       b.untyped_data(),
+                       x->untyped_data(),
+                       pivoting,
+                       trans,
+                       conj};
+  for (int64_t operand : {call.nd, call.nl, call.nu, call.nb}) {
+    if (!BatchMatches(operand, call.systems)) {
+      return ffi::Error::InvalidArgument(
+          "lxk_tridiagonal_solve: mismatched batch sizes");
+    }
   }
-  if (systems == 0) return ffi::Error::Success();
-  return DispatchType(type, [&]<typename T>() {
-    TridiagonalSolveTyped<T>(
-        pool, n, systems, reinterpret_cast<const T*>(diag.untyped_data()), nd,
-        reinterpret_cast<const T*>(lower.untyped_data()), nl,
-        reinterpret_cast<const T*>(upper.untyped_data()), nu,
-        reinterpret_cast<const T*>(b.untyped_data()), nb,
-        reinterpret_cast<T*>(x->untyped_data()), pivoting, trans, conj);
-    return ffi::Error::Success();
-  });
+  return RunTyped(pool, type, call.systems, call);
 }
 
 }  // namespace
-}  // namespace lxk
 
-// The library is built with hidden visibility; only the handlers are exported.
-#pragma GCC visibility push(default)
-XLA_FFI_DEFINE_HANDLER_SYMBOL(LxkTridiagonalSolve, lxk::TridiagonalSolve,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Arg<xla::ffi::AnyBuffer>()
-                                  .Ret<xla::ffi::AnyBuffer>()
-                                  .Attr<bool>("pivoting")
-                                  .Attr<bool>("trans")
-                                  .Attr<bool>("conj"));
-#pragma GCC visibility pop
+LXK_REGISTER_TARGET("lxk_tridiagonal_solve", LxkTridiagonalSolve, TridiagonalSolve,
+                    ffi::Ffi::Bind()
+                        .Ctx<ffi::ThreadPool>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Arg<ffi::AnyBuffer>()
+                        .Ret<ffi::AnyBuffer>()
+                        .Attr<bool>("pivoting")
+                        .Attr<bool>("trans")
+                        .Attr<bool>("conj"));
+
+#endif  // LXK_ELEMENT_TYPE
+
+}  // namespace lxk

@@ -95,8 +95,15 @@ def _load() -> tuple[bool, str]:
             )
         path = spec.origin
         library = ctypes.CDLL(path)
-        for target, symbol in _TARGETS.items():
-            capsule = jax.ffi.pycapsule(getattr(library, symbol))
+        # The library lists its targets (csrc/ffi_common.h, LXK_REGISTER_TARGET).
+        library.lxk_target_name.argtypes = library.lxk_target_handler.argtypes = (
+            ctypes.c_int,
+        )
+        library.lxk_target_name.restype = ctypes.c_char_p
+        library.lxk_target_handler.restype = ctypes.c_void_p
+        for i in range(library.lxk_num_targets()):
+            target = library.lxk_target_name(i).decode()
+            capsule = jax.ffi.pycapsule(library.lxk_target_handler(i))
             jax.ffi.register_ffi_target(target, capsule, platform="cpu")
             # With this, XLA's partitioner splits a call along the leading
             # `num_batch_dims` dimensions (set by the lowering below) rather

@@ -3,7 +3,7 @@
 // `compute`), or to keep the matrix and fuse factorisation and solve in `compute`?
 // Both variants use the same tile kernels; only the memory traffic differs.
 //
-//   g++ -std=c++20 -O3 -march=native -Icsrc csrc/bench/fused_vs_split.cc -o /tmp/fvs && /tmp/fvs
+//   g++ -std=c++20 -O3 -march=native -Icsrc csrc/tests/fused_vs_split.cc -o /tmp/fvs && /tmp/fvs
 //
 // Measured on the 2-vCPU AVX-512 Xeon of README.md (process CPU time, float64,
 // N d^2 = 4e6, machine shared with other jobs), ns per system:
