@@ -4,7 +4,9 @@ XLA FFI, and choosing between them and the pure-JAX kernels.
 Everything native goes through this module. A kernel `<k>` is:
 
 - `csrc/<k>.h`: the C++ template kernel (no XLA types), and `csrc/<k>.cc`: its FFI
-    handler, registered under a target name (`lxk_<k>_solve`);
+    handler and typed driver, registered under a target name (`lxk_<k>_solve`) with
+    `LXK_REGISTER_TARGET`; the build picks it up, and the loader registers every
+    target the library lists;
 - `src/lineax_kernels/_kernels/<k>.py`: the pure-JAX twin of the C++ kernel, a
     `Target` naming the FFI target and the per-system rank of each operand, and one
     entry point that calls `dispatch(target, pure_kernel, backend, flags, *arrays)`.
@@ -54,14 +56,6 @@ class Target(NamedTuple):
     core_ndims: tuple[int, ...]
     out_shape: Callable[..., tuple[int, ...]] | None = None
 
-
-# FFI target name -> exported handler symbol in the shared library.
-_TARGETS = {
-    "lxk_small_lu_solve": "LxkSmallLuSolve",
-    "lxk_small_cholesky_solve": "LxkSmallCholeskySolve",
-    "lxk_small_triangular_solve": "LxkSmallTriangularSolve",
-    "lxk_tridiagonal_solve": "LxkTridiagonalSolve",
-}
 
 # The compiled library: an extension module (so that it installs, and is found,
 # like any other; Python never calls it), whose FFI handlers ctypes loads.
