@@ -1,6 +1,10 @@
-# The lineax solver contract, for every solver in `helpers.solvers_tags_reference`,
-# checked as lineax checks its own: solve, vmap, jvp, transpose, conj, singular,
-# pytrees.
+# The lineax solver contract, for every solver on every kernel path in
+# `helpers.cases`, checked once for all: solve in every dtype, vmap in every pattern
+# (operator, vector, both, nested, batch axis not first, any subset of an operator's
+# leaves), jvp, grad, linear transpose, `transpose`/`conj` states, PyTree operators,
+# singular and non-finite input (alone and inside a batch), ties in pivot magnitude,
+# and the trace-time errors: wrong operators, unsupported dtypes, and mixed dtypes
+# where lineax's own solver refuses them.
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -9,112 +13,249 @@ import numpy as np
 import pytest
 
 from .helpers import (
+    block_tridiagonal_tag,
+    cases,
+    dtypes,
+    gepp_tie_matrix,
+    leaf_subsets,
     make_matrix,
     operator_from,
+    operator_leaves,
+    periodic_tridiagonal_tag,
+    perturb,
     random,
-    solvers_tags,
-    solvers_tags_reference,
+    solve_fn,
     tol,
+    unsupported_dtypes,
 )
 
 
 _SIZE = 4
-_params = pytest.mark.parametrize(
-    "solver, tags", solvers_tags, ids=lambda x: type(x).__name__
-)
-_dtypes = pytest.mark.parametrize("dtype", (jnp.float64, jnp.complex128))
 
 
-def _problem(getkey, tags, dtype, size=_SIZE):
-    matrix = make_matrix(getkey(), tags, size, dtype)
-    return matrix, operator_from(matrix, tags)
-
-
-@_params
-@pytest.mark.parametrize(
-    "dtype", (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
-)
-def test_solve(getkey, solver, tags, dtype):
-    matrix, operator = _problem(getkey, tags, dtype)
-    x_true = random(getkey(), (_SIZE,), dtype)
-    x = jax.jit(lambda o, v: lx.linear_solve(o, v, solver).value)(
-        operator, matrix @ x_true
+def _cases(predicate=lambda case: True):
+    return pytest.mark.parametrize(
+        "case", [c for c in cases if predicate(c)], ids=lambda c: c.id
     )
-    assert x.dtype == dtype
-    np.testing.assert_allclose(x, x_true, rtol=tol(dtype), atol=tol(dtype))
 
 
-@_params
-@_dtypes
-def test_transpose_and_conj_states(getkey, solver, tags, dtype):
+def _ids(x):
+    return np.dtype(x).name if isinstance(x, type) else None
+
+
+def _is_banded(case):
+    # Operators with several array leaves (bands or blocks).
+    return bool(
+        case.tags & {lx.tridiagonal_tag, periodic_tridiagonal_tag, block_tridiagonal_tag}
+    )
+
+
+def _is_definite(case):
+    return bool(case.tags & {lx.positive_semidefinite_tag, lx.negative_semidefinite_tag})
+
+
+def _is_triangular(case):
+    return bool(case.tags & {lx.lower_triangular_tag, lx.upper_triangular_tag})
+
+
+def _pivots(case):
+    # Solvers that choose pivots (by LAPACK's rules); the Thomas algorithm does not.
+    return not (
+        _is_definite(case)
+        or _is_triangular(case)
+        or getattr(case.solver, "pivoting", True) is False
+    )
+
+
+def _problem(getkey, case, dtype, size=_SIZE):
+    matrix = make_matrix(getkey(), case.tags, size, dtype)
+    return matrix, operator_from(matrix, case.tags)
+
+
+def _dense_solve(matrices, vectors):
+    matrices, vectors = np.asarray(matrices), np.asarray(vectors)
+    shape = np.broadcast_shapes(matrices.shape[:-2], vectors.shape[:-1])
+    matrices = np.broadcast_to(matrices, shape + matrices.shape[-2:])
+    vectors = np.broadcast_to(vectors, shape + vectors.shape[-1:])
+    return np.linalg.solve(matrices, vectors[..., None])[..., 0]
+
+
+@_cases()
+def test_solve(getkey, case):
+    # Every dtype, in one program.
+    problems = [_problem(getkey, case, dtype) for dtype in dtypes]
+    x_true = [random(getkey(), (_SIZE,), dtype) for dtype in dtypes]
+    vectors = [m @ x for (m, _), x in zip(problems, x_true)]
+    solve = solve_fn(case.solver)
+    out = jax.jit(lambda ops, vs: [solve(o, v) for o, v in zip(ops, vs)])(
+        [op for _, op in problems], vectors
+    )
+    for dtype, (x, result), xt in zip(dtypes, out, x_true):
+        assert x.dtype == dtype
+        assert result == lx.RESULTS.successful._value
+        np.testing.assert_allclose(x, xt, rtol=tol(dtype), atol=tol(dtype))
+
+
+@_cases()
+def test_transpose_and_conj_states(getkey, case):
     # transpose(init(A)) ≡ init(A.T) and conj(init(A)) ≡ init(conj(A)), compared by
     # what they solve.
-    matrix, operator = _problem(getkey, tags, dtype)
-    vector = random(getkey(), (_SIZE,), dtype)
-    state = solver.init(operator, {})
-    state_t, options_t = solver.transpose(state, {})
-    state_c, options_c = solver.conj(state, {})
-    x_t, _, _ = solver.compute(state_t, vector, options_t)
-    x_c, _, _ = solver.compute(state_c, vector, options_c)
-    x_t2, _, _ = solver.compute(solver.init(operator.T, {}), vector, {})
-    conj_operator = operator_from(matrix.conj(), tags)
-    x_c2, _, _ = solver.compute(solver.init(conj_operator, {}), vector, {})
+    solver = case.solver
+    matrix, operator = _problem(getkey, case, jnp.complex128)
+    vector = random(getkey(), (_SIZE,), jnp.complex128)
+    conj_operator = operator_from(matrix.conj(), case.tags)
+
+    @jax.jit
+    def solves(operator, conj_operator, vector):
+        state = solver.init(operator, {})
+        state_t, options_t = solver.transpose(state, {})
+        state_c, options_c = solver.conj(state, {})
+        state_tc, options_tc = solver.conj(state_t, options_t)
+        state_tt, options_tt = solver.transpose(state_t, options_t)
+        states = [
+            (state_t, options_t),
+            (state_c, options_c),
+            (state_tc, options_tc),
+            (state_tt, options_tt),
+            (solver.init(operator.T, {}), {}),
+            (solver.init(conj_operator, {}), {}),
+        ]
+        return [solver.compute(s, vector, o)[0] for s, o in states]
+
+    x_t, x_c, x_tc, x_tt, x_t2, x_c2 = solves(operator, conj_operator, vector)
     np.testing.assert_allclose(x_t, x_t2, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(x_c, x_c2, rtol=1e-11, atol=1e-11)
-    np.testing.assert_allclose(x_t, jnp.linalg.solve(matrix.T, vector), rtol=1e-10)
-    np.testing.assert_allclose(x_c, jnp.linalg.solve(matrix.conj(), vector), rtol=1e-10)
+    np.testing.assert_allclose(x_t, _dense_solve(matrix.T, vector), rtol=1e-10)
+    np.testing.assert_allclose(x_c, _dense_solve(matrix.conj(), vector), rtol=1e-10)
+    np.testing.assert_allclose(x_tc, _dense_solve(matrix.T.conj(), vector), rtol=1e-10)
     # Twice transposed is the original.
-    state_tt, _ = solver.transpose(state_t, options_t)
-    x_tt, _, _ = solver.compute(state_tt, vector, {})
-    np.testing.assert_allclose(x_tt, jnp.linalg.solve(matrix, vector), rtol=1e-10)
+    np.testing.assert_allclose(x_tt, _dense_solve(matrix, vector), rtol=1e-10)
 
 
-@_params
-@_dtypes
-def test_linear_transpose(getkey, solver, tags, dtype):
-    matrix, operator = _problem(getkey, tags, dtype)
-    out_vec, in_vec = random(getkey(), (2, _SIZE), dtype)
-    solve = lambda v: lx.linear_solve(operator, v, solver).value
+@_cases()
+def test_linear_transpose(getkey, case):
+    matrix, operator = _problem(getkey, case, jnp.complex128)
+    out_vec, in_vec = random(getkey(), (2, _SIZE), jnp.complex128)
+    solve = lambda v: lx.linear_solve(operator, v, case.solver).value
     (out,) = jax.linear_transpose(solve, out_vec)(in_vec)
-    np.testing.assert_allclose(out, jnp.linalg.solve(matrix.T, in_vec), rtol=1e-10)
+    np.testing.assert_allclose(out, _dense_solve(matrix.T, in_vec), rtol=1e-10)
 
 
-@_params
-@pytest.mark.parametrize("axes", ("operator", "vector", "both"))
-def test_vmap(getkey, solver, tags, axes):
+# (in_axes of (matrices, vectors), their batch shapes) for each pattern.
+_VMAP_PATTERNS = {
+    "operator": ((0, None), (5,), ()),
+    "vector": ((None, 0), (), (5,)),
+    "both": ((0, 0), (5,), (5,)),
+    "axis_not_first": ((2, 1), (3,), (3,)),
+}
+
+
+@_cases()
+def test_vmap(getkey, case):
+    # Every pattern in one program: operator only, vector only, both, batch axis
+    # not first, and nested (the outer vmap over operator and vector, the inner
+    # over the vector only: one operator per outer member).
+    solve = solve_fn(case.solver, case.tags)
+    near = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
+    inputs, expected = {}, {}
+    for name, ((op_axis, vec_axis), op_batch, vec_batch) in _VMAP_PATTERNS.items():
+        matrices = jnp.stack(
+            [perturb(getkey(), near, case.tags) for _ in range(max(op_batch, default=1))]
+        )
+        vectors = random(getkey(), (max(vec_batch, default=1), _SIZE), jnp.float64)
+        if name == "axis_not_first":
+            mats, vecs = jnp.moveaxis(matrices, 0, 2), jnp.moveaxis(vectors, 0, 1)
+        else:
+            mats = matrices if op_axis == 0 else matrices[0]
+            vecs = vectors if vec_axis == 0 else vectors[0]
+        inputs[name] = (mats, vecs)
+        expected[name] = _dense_solve(
+            matrices if op_batch else matrices[0], vectors if vec_batch else vectors[0]
+        )
+    matrices = jnp.stack([perturb(getkey(), near, case.tags) for _ in range(2)])
+    vectors = random(getkey(), (2, 3, _SIZE), jnp.float64)
+    inputs["nested"] = (matrices, vectors)
+    expected["nested"] = _dense_solve(matrices[:, None], vectors)
+
+    @jax.jit
+    def solve_all(inputs):
+        out = {
+            name: jax.vmap(solve, in_axes=_VMAP_PATTERNS[name][0])(*inputs[name])
+            for name in _VMAP_PATTERNS
+        }
+        inner = jax.vmap(solve, in_axes=(None, 0))
+        out["nested"] = jax.vmap(inner)(*inputs["nested"])
+        return out
+
+    for name, (x, result) in solve_all(inputs).items():
+        assert np.all(np.asarray(result) == lx.RESULTS.successful._value), name
+        np.testing.assert_allclose(x, expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+# Batch some of an operator's leaves (bands or blocks), share the others, with the
+# right-hand side shared or batched too.
+_LEAF_PATTERNS = [(s, False) for s in leaf_subsets(3)] + [
+    ((i,), True) for i in range(3)
+]
+
+
+@_cases(_is_banded)
+def test_vmap_some_leaves(getkey, case):
+    # Every subset of the leaves batched, in one program.
     batch = 5
-    matrices = jnp.stack(
-        [make_matrix(getkey(), tags, _SIZE, jnp.float64) for _ in range(batch)]
-    )
+    near = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
+    shared, rebuild = operator_leaves(near, case.tags)
+    assert len(shared) == 3
+    members = [
+        operator_leaves(perturb(getkey(), near, case.tags), case.tags)[0]
+        for _ in range(batch)
+    ]
     vectors = random(getkey(), (batch, _SIZE), jnp.float64)
-    op_axis = 0 if axes in ("operator", "both") else None
-    vec_axis = 0 if axes in ("vector", "both") else None
-    mats = matrices if op_axis == 0 else matrices[0]
-    vecs = vectors if vec_axis == 0 else vectors[0]
 
-    def solve(m, v):
-        return lx.linear_solve(operator_from(m, tags), v, solver).value
+    def solve(leaves, vector):
+        sol = lx.linear_solve(rebuild(leaves), vector, case.solver)
+        return sol.value, sol.result._value
 
-    x = jax.jit(jax.vmap(solve, in_axes=(op_axis, vec_axis)))(mats, vecs)
-    mats_b = jnp.broadcast_to(mats, (batch, _SIZE, _SIZE))
-    vecs_b = jnp.broadcast_to(vecs, (batch, _SIZE))
-    expected = jnp.linalg.solve(mats_b, vecs_b[..., None])[..., 0]
-    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-12)
+    def pattern(batched, vector_batched):
+        leaves = [
+            jnp.stack([m[i] for m in members]) if i in batched else shared[i]
+            for i in range(len(shared))
+        ]
+        vector = vectors if vector_batched else vectors[0]
+        in_axes = ([0 if i in batched else None for i in range(len(leaves))],)
+        in_axes += (0 if vector_batched else None,)
+        return in_axes, leaves, vector
+
+    @jax.jit
+    def solve_all():
+        out = []
+        for batched, vector_batched in _LEAF_PATTERNS:
+            in_axes, leaves, vector = pattern(batched, vector_batched)
+            out.append(jax.vmap(solve, in_axes=in_axes)(leaves, vector))
+        return out
+
+    for (batched, vector_batched), (x, result) in zip(_LEAF_PATTERNS, solve_all()):
+        in_axes, leaves, vector = pattern(batched, vector_batched)
+        matrices = jax.vmap(lambda l: rebuild(l).as_matrix(), in_axes=in_axes[:1])(
+            leaves
+        )
+        name = f"leaves {batched}, vector batched: {vector_batched}"
+        assert np.all(np.asarray(result) == lx.RESULTS.successful._value), name
+        np.testing.assert_allclose(
+            x, _dense_solve(matrices, vector), rtol=1e-10, atol=1e-12, err_msg=name
+        )
 
 
-@pytest.mark.parametrize(
-    "solver, tags, reference",
-    solvers_tags_reference,
-    ids=lambda x: type(x).__name__,
-)
-def test_jvp_and_grad(getkey, solver, tags, reference):
-    matrix, _ = _problem(getkey, tags, jnp.float64)
+@_cases()
+def test_jvp_and_grad(getkey, case):
+    solver, reference = case.solver, case.reference
+    matrix, _ = _problem(getkey, case, jnp.float64)
     vector = random(getkey(), (_SIZE,), jnp.float64)
-    t_matrix = make_matrix(getkey(), tags, _SIZE, jnp.float64)
+    t_matrix = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
     t_vector = random(getkey(), (_SIZE,), jnp.float64)
 
     def solve_with(s):
-        return lambda m, v: lx.linear_solve(operator_from(m, tags), v, s).value
+        return lambda m, v: lx.linear_solve(operator_from(m, case.tags), v, s).value
 
     primal, tangent = jax.jvp(
         solve_with(solver), (matrix, vector), (t_matrix, t_vector)
@@ -139,25 +280,105 @@ def test_jvp_and_grad(getkey, solver, tags, reference):
         np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
 
 
-@_params
-def test_singular_throw_and_no_throw(solver, tags):
-    if lx.unit_diagonal_tag in tags:
-        pytest.skip("a unit triangular matrix is never singular")
-    matrix = jnp.zeros((_SIZE, _SIZE), jnp.float64)
-    operator = operator_from(matrix, tags)
-    vector = jnp.ones(_SIZE)
-    sol = lx.linear_solve(operator, vector, solver, throw=False)
-    assert sol.result == lx.RESULTS.singular
+@_cases(lambda c: lx.unit_diagonal_tag not in c.tags)
+def test_singular_throws(case):
+    # (A unit triangular matrix is never singular.)
+    operator = operator_from(jnp.zeros((_SIZE, _SIZE), jnp.float64), case.tags)
     with pytest.raises(Exception, match="singular"):
-        jax.block_until_ready(lx.linear_solve(operator, vector, solver).value)
+        jax.block_until_ready(
+            lx.linear_solve(operator, jnp.ones(_SIZE), case.solver).value
+        )
 
 
-@_params
-def test_pytree_operator(getkey, solver, tags):
-    if tags:
-        pytest.skip("structured operators are not PyTree-structured")
+def _bad_entry(case):
+    # An entry that the solver reads and that is not on the diagonal (an infinite
+    # off-diagonal entry becomes a pivot where the solver pivots), and whether the
+    # matrix is Hermitian (then its mirror image is set too).
+    if lx.upper_triangular_tag in case.tags:
+        return (0, 1), False
+    return (1, 0), _is_definite(case)
+
+
+def _spoil(matrix, vector, case, how):
+    """`(matrix, vector, expected result)` with a NaN or an inf in the matrix or
+    vector, or with a singular (zero) matrix."""
+    if how == "zero":
+        return jnp.zeros_like(matrix), vector, lx.RESULTS.singular
+    bad = {"nan": jnp.nan, "inf": jnp.inf}[how.split("_")[-1]]
+    if how.startswith("vector"):
+        # (lineax reports non-finite input in the vector by its own code.)
+        return matrix, vector.at[1].set(bad), lx.RESULTS.nonfinite_input
+    (i, j), hermitian = _bad_entry(case)
+    matrix = matrix.at[i, j].set(bad)
+    if hermitian:
+        matrix = matrix.at[j, i].set(bad)
+    return matrix, vector, lx.RESULTS.singular
+
+
+@_cases()
+def test_singular_and_nonfinite_input(getkey, case):
+    # A singular matrix, and a NaN or inf in the matrix or vector: each flagged
+    # (`throw=False`), never a finite answer; alone, and as one member of a vmapped
+    # batch (of a size that leaves a partial SIMD tile), whose other members are
+    # solved exactly as alone. One program.
+    hows = ["matrix_nan", "matrix_inf", "vector_nan", "vector_inf"]
+    if lx.unit_diagonal_tag not in case.tags:
+        hows.append("zero")
+    batch, bad = 7, 3
+    matrices = jnp.stack(
+        [make_matrix(getkey(), case.tags, _SIZE, jnp.float64) for _ in range(batch)]
+    )
+    vectors = random(getkey(), (batch, _SIZE), jnp.float64)
+    alone, batches, expected = [], [], []
+    for how in hows:
+        matrix, vector, result = _spoil(matrices[bad], vectors[bad], case, how)
+        alone.append((matrix, vector))
+        batches.append((matrices.at[bad].set(matrix), vectors.at[bad].set(vector)))
+        expected.append(result._value)
+    solve = solve_fn(case.solver, case.tags, throw=False)
+
+    @jax.jit
+    def solve_all(alone, batches):
+        return [solve(*a) for a in alone], [jax.vmap(solve)(*b) for b in batches]
+
+    out_alone, out_batches = solve_all(alone, batches)
+    good = np.arange(batch) != bad
+    expected_good = _dense_solve(matrices[good], vectors[good])
+    for how, result, (x, r), (bx, br) in zip(hows, expected, out_alone, out_batches):
+        assert r == result, how
+        assert not np.all(np.isfinite(x)), how
+        assert br[bad] == result and np.all(np.asarray(br)[good] == 0), how
+        assert not np.all(np.isfinite(np.asarray(bx)[bad])), how
+        np.testing.assert_allclose(
+            np.asarray(bx)[good], expected_good, rtol=1e-11, atol=1e-13, err_msg=how
+        )
+
+
+@_cases(_pivots)
+def test_ties_in_pivot_magnitude(case):
+    # LAPACK's rule on ties (the first of the largest; no swap in a tridiagonal
+    # step) makes one entry of the solution exact; the other pivot does not. With
+    # the tie in the first pivot column and in the last; real and complex.
+    size = 6 if block_tridiagonal_tag in case.tags else 5
+    problems = [
+        gepp_tie_matrix(size, at_end, dtype)
+        for dtype in (np.float64, np.complex128)
+        for at_end in (False, True)
+    ]
+    solve = solve_fn(case.solver, case.tags)
+    out = jax.jit(lambda ps: [solve(m, v) for m, v in ps])(
+        [(jnp.asarray(m), v) for m, v, _, _ in problems]
+    )
+    for (matrix, vector, i, exact), (x, result) in zip(problems, out):
+        assert result == lx.RESULTS.successful._value
+        assert np.asarray(x)[i] == exact, (x, matrix.dtype)
+        np.testing.assert_allclose(x, np.linalg.solve(matrix, vector), rtol=1e-14)
+
+
+@_cases(lambda c: not c.tags or _is_definite(c) or _is_triangular(c))
+def test_pytree_operator(getkey, case):
     # Input structure {"a": (2,), "b": (1, 1)}, output structure ((3,),).
-    matrix = make_matrix(getkey(), tags, 3, jnp.float64)
+    matrix = make_matrix(getkey(), case.tags, 3, jnp.float64)
     in_struct = {
         "a": jax.ShapeDtypeStruct((2,), jnp.float64),
         "b": jax.ShapeDtypeStruct((1, 1), jnp.float64),
@@ -167,8 +388,101 @@ def test_pytree_operator(getkey, solver, tags):
         flat = jnp.concatenate([x["a"], x["b"].reshape(1)])
         return (matrix @ flat,)
 
-    operator = lx.FunctionLinearOperator(fn, in_struct)
+    operator = lx.FunctionLinearOperator(fn, in_struct, case.tags)
     x_true = {"a": jr.normal(getkey(), (2,)), "b": jr.normal(getkey(), (1, 1))}
     vector = fn(x_true)
-    x = lx.linear_solve(operator, vector, solver).value
+    x = lx.linear_solve(operator, vector, case.solver).value
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10), x, x_true)
+
+
+@_cases(lambda c: c.wrong is not None)
+def test_wrong_operator_raises_at_trace_time(case):
+    operator = case.wrong()
+    vector = jnp.ones(operator.out_size())
+    with pytest.raises(ValueError, match=case.name):
+        jax.eval_shape(lambda: lx.linear_solve(operator, vector, case.solver))
+
+
+def _astype(operator, dtype):
+    return jax.tree.map(lambda x: x.astype(dtype), operator)
+
+
+@_cases()
+def test_unsupported_dtypes_raise_at_trace_time(getkey, case):
+    matrix, _ = _problem(getkey, case, jnp.float64)
+    for dtype in unsupported_dtypes:
+        operator = _astype(operator_from(jnp.round(4 * matrix), case.tags), dtype)
+        vector = jnp.ones(_SIZE, dtype)
+        with pytest.raises((TypeError, ValueError)):
+            jax.eval_shape(lambda: lx.linear_solve(operator, vector, case.solver).value)
+            pytest.fail(f"no error at trace time for {np.dtype(dtype).name}")
+
+
+# (operator leaf dtypes: one for all, or one per leaf for banded operators; vector
+# dtype)
+_MIXED = {
+    "real_operator-complex_vector": ((jnp.float64,), jnp.complex128),
+    "complex_operator-real_vector": ((jnp.complex128,), jnp.float64),
+    "float32_operator-float64_vector": ((jnp.float32,), jnp.float64),
+}
+_MIXED_LEAVES = {
+    "real_diagonal-complex_bands": (
+        (jnp.float64, jnp.complex128, jnp.complex128),
+        jnp.float64,
+    ),
+    "real_diagonal-complex_bands-complex_vector": (
+        (jnp.float64, jnp.complex128, jnp.complex128),
+        jnp.complex128,
+    ),
+    "complex_diagonal-real_bands": (
+        (jnp.complex128, jnp.float64, jnp.float64),
+        jnp.complex128,
+    ),
+    "real_lower_band": ((jnp.complex128, jnp.float64, jnp.complex128), jnp.complex128),
+}
+
+
+@_cases()
+def test_mixed_dtypes_behave_as_lineax(getkey, case):
+    # Under JAX's default (standard) promotion: where lineax's own solver refuses
+    # the operator and vector at trace time, ours raises a TypeError or ValueError
+    # at trace time too; where lineax solves, ours gives the same solution in the
+    # same dtype (never a finite wrong answer, never a dropped imaginary part).
+    matrix = make_matrix(getkey(), case.tags, _SIZE, jnp.complex128)
+    leaves, rebuild = operator_leaves(matrix, case.tags)
+    mixed = {**_MIXED, **(_MIXED_LEAVES if _is_banded(case) else {})}
+    problems, references = {}, {}
+    for name, (leaf_dtypes, vector_dtype) in mixed.items():
+        if len(leaf_dtypes) == 1:
+            leaf_dtypes = leaf_dtypes * len(leaves)
+        problem = (
+            [
+                x if jnp.issubdtype(d, jnp.complexfloating) else x.real.astype(d)
+                for x, d in zip(leaves, leaf_dtypes)
+            ],
+            random(getkey(), (_SIZE,), vector_dtype),
+        )
+        with jax.numpy_dtype_promotion("standard"):
+            try:
+                jax.eval_shape(_solve_leaves(case.reference, rebuild), *problem)
+            except Exception:  # noqa: BLE001 -- lineax refuses: so must we.
+                with pytest.raises((TypeError, ValueError)):
+                    jax.eval_shape(_solve_leaves(case.solver, rebuild), *problem)
+                    pytest.fail(f"{name}: lineax raises at trace time, we do not")
+            else:
+                problems[name] = problem
+    if problems:
+        with jax.numpy_dtype_promotion("standard"):
+            solve_all = lambda solver: jax.jit(
+                lambda ps: {k: _solve_leaves(solver, rebuild)(*p) for k, p in ps.items()}
+            )(problems)
+            expected, out = solve_all(case.reference), solve_all(case.solver)
+        for name in problems:
+            assert out[name].dtype == expected[name].dtype, name
+            np.testing.assert_allclose(
+                out[name], expected[name], rtol=1e-5, atol=1e-5, err_msg=name
+            )
+
+
+def _solve_leaves(solver, rebuild):
+    return lambda leaves, v: lx.linear_solve(rebuild(leaves), v, solver).value
