@@ -49,35 +49,35 @@ MUTANTS = [
         "pure-JAX straight-line LU (d <= 4) takes the last of tied pivots",
         "            better = mag > best\n",
         "            better = mag >= best\n",
-        (_CONTRACT, "-k", "ties and jax"),
+        (_CONTRACT, "-k", "ties and UnrolledSmallLU-jax"),
     ),
     Mutant(
         "lu-tie-jax-rolled",
         "pure-JAX rolled LU (d >= 5) takes the last of tied pivots",
         "is_pivot = rows == jnp.argmax(magnitude)\n",
         "is_pivot = rows == d - 1 - jnp.argmax(magnitude[::-1])\n",
-        ("tests/test_unrolled_small_lu.py", "-k", "families and jax"),
+        ("tests/test_unrolled_small_lu.py", "-k", "families and jax-d5-float64"),
     ),
     Mutant(
         "lu-missed-swap-jax-d3",
         "pure-JAX straight-line LU skips every row swap at d = 3",
         "        if d - k > 1:\n",
         "        if d - k > 1 and d != 3:\n",
-        ("tests/test_unrolled_small_lu.py", "-k", "families and jax"),
+        ("tests/test_unrolled_small_lu.py", "-k", "families and jax-d3-float64"),
     ),
     Mutant(
         "lu-dropped-conj-jax",
         "pure-JAX LU ignores the conj flag (conj(A) and A^H solved as A, A^T)",
         "        matrix = matrix.T\n    if conj:\n        matrix = matrix.conj()\n",
         "        matrix = matrix.T\n",
-        (_CONTRACT, "-k", "UnrolledSmallLU and jax"),
+        (_CONTRACT, "-k", "transpose_and_conj and UnrolledSmallLU-jax"),
     ),
     Mutant(
         "lu-dropped-guard-jax",
         "pure-JAX LU without its non-finite guard (nonfinite_guard)",
         "    return x + nonfinite_guard(matrix)\n",
         "    return x\n",
-        (_CONTRACT, "-k", "UnrolledSmallLU and jax"),
+        (_CONTRACT, "-k", "nonfinite and UnrolledSmallLU-jax"),
     ),
     Mutant(
         "lu-singular-success-jax-rolled",
@@ -85,56 +85,56 @@ MUTANTS = [
         "reported as success",
         "        x = _lu_solve_rolled(matrix, vector)\n",
         "        x = jnp.nan_to_num(_lu_solve_rolled(matrix, vector))\n",
-        ("tests/test_unrolled_small_lu.py", "-k", "families and jax"),
+        ("tests/test_unrolled_small_lu.py", "-k", "families and jax-d5-float64"),
     ),
     Mutant(
         "triangular-off-by-one-jax",
         "pure-JAX forward substitution skips the last column before the diagonal",
         "        others = range(i + 1, d) if transpose else range(i)\n",
         "        others = range(i + 1, d) if transpose else range(max(i - 1, 0))\n",
-        ("tests/test_unrolled_small_triangular.py", "-k", "jax"),
+        ("tests/test_unrolled_small_triangular.py", "-k", "families and jax-d3-float64"),
     ),
     Mutant(
         "tridiagonal-tie-jax",
         "pure-JAX tridiagonal elimination swaps rows on ties (LAPACK does not)",
         "            swap = abs1(l) > abs1(a)\n",
         "            swap = abs1(l) >= abs1(a)\n",
-        (_CONTRACT, "-k", "ties and jax"),
+        (_CONTRACT, "-k", "ties and ScanTridiagonal-jax"),
     ),
     Mutant(
         "tridiagonal-swap-wrong-jax",
         "pure-JAX tridiagonal elimination swaps when the subdiagonal is smaller",
         "            swap = abs1(l) > abs1(a)\n",
         "            swap = abs1(l) < abs1(a)\n",
-        ("tests/test_scan_tridiagonal.py", "-k", "jax"),
+        ("tests/test_scan_tridiagonal.py", "-k", "families and jax-pivoting-float64"),
     ),
     Mutant(
         "cholesky-upper-jax-straight",
         "pure-JAX straight-line Cholesky (d <= 4) reads the upper triangle",
         "            acc = a[i][j]\n",
         "            acc = jnp.conj(a[j][i])\n",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax"),
+        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d3-complex128"),
     ),
     Mutant(
         "cholesky-upper-jax-rolled",
         "pure-JAX rolled Cholesky (d >= 5) reads the upper triangle",
         "    lower = jnp.where(rows[:, None] > rows[None, :], matrix, 0)\n",
         "    lower = jnp.where(rows[:, None] > rows[None, :], matrix.T.conj(), 0)\n",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax"),
+        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d5-complex128"),
     ),
     Mutant(
         "cholesky-dropped-conj-jax-rolled",
         "pure-JAX rolled Cholesky (d >= 5) ignores the conj flag",
         "_cholesky_solve_rolled(matrix.conj() if conj else matrix, vector)",
         "_cholesky_solve_rolled(matrix, vector)",
-        ("tests/test_unrolled_small_cholesky.py", _CONTRACT, "-k", "Cholesky and jax"),
+        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d5-complex128"),
     ),
     Mutant(
         "block-tie-jax",
         "block/periodic panel elimination takes the last of tied pivots",
         "which = jnp.argmax(magnitude, axis=0)",
         "which = (magnitude.shape[0] - 1 - jnp.argmax(magnitude[::-1], axis=0))",
-        (_CONTRACT, "-k", "ties"),
+        (_CONTRACT, "-k", "ties and (BlockTridiagonal or PeriodicTridiagonal)"),
     ),
     # ---- Native (csrc/) ------------------------------------------------------------
     Mutant(
@@ -142,21 +142,21 @@ MUTANTS = [
         "native LU takes the last of tied pivots",
         "    auto better = mag > best;\n",
         "    auto better = mag >= best;\n",
-        (_CONTRACT, "-k", "ties and native"),
+        (_CONTRACT, "-k", "ties and UnrolledSmallLU-native"),
     ),
     Mutant(
         "lu-missed-swap-native-d5",
         "native LU skips every row swap at d = 5",
         "    auto is_r = which == Splat<V>(r);\n",
         "    if (d == 5) break;\n    auto is_r = which == Splat<V>(r);\n",
-        ("tests/test_unrolled_small_lu.py", "-k", "families and native"),
+        ("tests/test_unrolled_small_lu.py", "-k", "families and native-d5-float64"),
     ),
     Mutant(
         "lu-dropped-conj-native",
         "native LU ignores the conj flag in the fused solve",
         "LoadTile(a + s0 * a_stride, a_stride, lanes, d * d, index, conj, 0, at);",
         "LoadTile(a + s0 * a_stride, a_stride, lanes, d * d, index, false, 0, at);",
-        (_CONTRACT, "-k", "UnrolledSmallLU and native"),
+        (_CONTRACT, "-k", "transpose_and_conj and UnrolledSmallLU-native"),
     ),
     Mutant(
         "partial-tile-native",
@@ -164,14 +164,14 @@ MUTANTS = [
         "    LoadTileN<0>(base, stride, lanes, count, index, conj, fill, out);\n",
         "    LoadTileN<0>(base, stride, lanes > 1 ? lanes - 1 : lanes, count, index, "
         "conj, fill, out);\n",
-        ("tests/test_unrolled_small_lu.py", "-k", "partial"),
+        ("tests/test_unrolled_small_lu.py", "-k", "partial and float32"),
     ),
     Mutant(
         "lu-dropped-guard-native",
         "native LU without its non-finite guard (NonFiniteSum)",
         "    b[i] = AddReal(Mul(acc, inv_diag[i]), guard);\n",
         "    b[i] = Mul(acc, inv_diag[i]);\n",
-        (_CONTRACT, "-k", "UnrolledSmallLU and native"),
+        (_CONTRACT, "-k", "nonfinite and UnrolledSmallLU-native"),
     ),
     Mutant(
         "lu-singular-success-native",
@@ -180,35 +180,35 @@ MUTANTS = [
         "    LuSolveTile<D>(d, at, bt, inv);\n    for (int i = 0; i < d; ++i) {\n"
         "      auto m = Abs1(bt[i]);\n"
         "      bt[i] = Select(m - m == m - m, bt[i], E{});\n    }\n",
-        (_CONTRACT, "-k", "UnrolledSmallLU and native"),
+        (_CONTRACT, "-k", "nonfinite and UnrolledSmallLU-native"),
     ),
     Mutant(
         "triangular-off-by-one-native",
         "native forward substitution skips the last column before the diagonal",
         "    for (int j = 0; j < i; ++j) acc = SubMul(acc, l[TriIndex(i, j)], b[j]);\n",
         "    for (int j = 0; j + 1 < i; ++j) acc = SubMul(acc, l[TriIndex(i, j)], b[j]);\n",
-        ("tests/test_unrolled_small_triangular.py", "-k", "native"),
+        ("tests/test_unrolled_small_triangular.py", "-k", "families and native-d3-float64"),
     ),
     Mutant(
         "tridiagonal-tie-native",
         "native tridiagonal elimination swaps rows on ties (LAPACK does not)",
         "    auto swap = Abs1(row.l) > Abs1(act.a);\n",
         "    auto swap = Abs1(row.l) >= Abs1(act.a);\n",
-        (_CONTRACT, "-k", "ties and native"),
+        (_CONTRACT, "-k", "ties and ScanTridiagonal-native"),
     ),
     Mutant(
         "tridiagonal-swap-wrong-native",
         "native tridiagonal elimination swaps when the subdiagonal is smaller",
         "    auto swap = Abs1(row.l) > Abs1(act.a);\n",
         "    auto swap = Abs1(row.l) < Abs1(act.a);\n",
-        ("tests/test_scan_tridiagonal.py", "-k", "native"),
+        ("tests/test_scan_tridiagonal.py", "-k", "families and native-pivoting-float64"),
     ),
     Mutant(
         "cholesky-upper-native",
         "native Cholesky reads the upper triangle",
         "  const auto offsets = TriOffsets(d, false);\n  TileBuffer<D, E> at(",
         "  const auto offsets = TriOffsets(d, true);\n  TileBuffer<D, E> at(",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and native"),
+        ("tests/test_unrolled_small_cholesky.py", "-k", "families and native-d3-complex128"),
     ),
 ]
 
@@ -271,10 +271,11 @@ sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower(
 sys.path.insert(0, {src!r})
 for name in [m for m in sys.modules if m.split(".")[0] == "lineax_kernels"]:
     del sys.modules[name]
-import lineax_kernels
-assert lineax_kernels.__file__.startswith({src!r}), lineax_kernels.__file__
+import importlib.util
+origin = importlib.util.find_spec("lineax_kernels").origin
+assert origin.startswith({src!r}), origin
 if sys.argv[1:] == ["--where"]:
-    import lineax_kernels._native as n
+    import lineax_kernels
     print(lineax_kernels.__file__); print(lineax_kernels.backend_info())
     sys.exit(0)
 import pytest
@@ -315,7 +316,6 @@ class Scratch:
         """Rebuilds the native library from the scratch tree (incrementally after
         the first time) and puts it in the scratch package."""
         if not self.configured:
-            include = pathlib.Path(importlib.util.find_spec("jaxlib").origin).parent
             subprocess.run(
                 [
                     "cmake",
@@ -331,7 +331,6 @@ class Scratch:
                 check=True,
                 capture_output=True,
             )
-            del include
             self.configured = True
         jobs = str(os.cpu_count() or 2)
         subprocess.run(
@@ -356,7 +355,9 @@ class Scratch:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run(mutants, *, full_suite: bool, timeout: float, keep: bool) -> int:
+def run(
+    mutants, *, full_suite: bool, check_baseline: bool, timeout: float, keep: bool
+) -> int:
     scratch = Scratch(keep)
     rows = []
     try:
@@ -364,8 +365,21 @@ def run(mutants, *, full_suite: bool, timeout: float, keep: bool) -> int:
         if probe.returncode != 0 or "native (loaded" not in probe.stdout:
             print(probe.stdout, probe.stderr)
             sys.exit("the scratch copy does not import with its native library")
-        # The unmutated suite (the subsets) must pass, else nothing is measured.
+        # Each subset of tests must pass on the unmutated tree, else a failure
+        # under a mutant says nothing.
+        baseline = {}
+        if not full_suite and check_baseline:
+            for tests in dict.fromkeys(m.tests for m in mutants):
+                args = [*tests, "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+                out = scratch.python(*args, timeout=timeout)
+                baseline[tests] = out.returncode == 0
+                tail = (out.stdout + out.stderr).strip().splitlines()[-1:]
+                print(f"baseline {'passes' if baseline[tests] else 'FAILS '} "
+                      f"{' '.join(tests)}: {tail}", flush=True)
         for mutant in mutants:
+            if baseline.get(mutant.tests, True) is False:
+                rows.append((mutant, "ERROR", "its tests fail without the mutant", 0.0))
+                continue
             try:
                 path = _locate(scratch.tree, mutant.snippet)
             except LookupError as e:
@@ -424,6 +438,11 @@ def main() -> None:
     parser.add_argument(
         "--full-suite", action="store_true", help="run all of tests/ for every mutant"
     )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="do not first check that each mutant's tests pass unmutated",
+    )
     parser.add_argument("--timeout", type=float, default=1200, help="per mutant, s")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy")
     parser.add_argument("--list", action="store_true", help="list the mutants")
@@ -442,7 +461,15 @@ def main() -> None:
         for m in mutants:
             print(f"{m.name:34s} {m.description}")
         return
-    sys.exit(run(mutants, full_suite=args.full_suite, timeout=args.timeout, keep=args.keep))
+    sys.exit(
+        run(
+            mutants,
+            full_suite=args.full_suite,
+            check_baseline=not args.no_baseline,
+            timeout=args.timeout,
+            keep=args.keep,
+        )
+    )
 
 
 if __name__ == "__main__":

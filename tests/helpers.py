@@ -41,7 +41,13 @@ class Case:
 
     @property
     def id(self) -> str:
+        # E.g. "ScanTridiagonal.pivoting_False-native-tridiagonal" (characters
+        # that `pytest -k` accepts).
         name = type(self.solver).__name__
+        for f in dataclasses.fields(self.solver):
+            value = getattr(self.solver, f.name)
+            if f.name != "backend" and value != f.default:
+                name += f".{f.name}_{value}"
         backend = getattr(self.solver, "backend", None)
         tags = "+".join(sorted(str(t).split("_tag")[0].split(".")[-1] for t in self.tags))
         return "-".join(x for x in (name, backend, tags) if x)
@@ -49,6 +55,12 @@ class Case:
     @property
     def name(self) -> str:
         return type(self.solver).__name__
+
+    def matrix(self, key, size, dtype):
+        """A random well-conditioned matrix for this case (diagonally dominant for
+        the Thomas algorithm, which is only stable there)."""
+        dominant = getattr(self.solver, "pivoting", True) is False
+        return make_matrix(key, self.tags, size, dtype, dominant=dominant)
 
 
 def _on_each_backend(cls, **kwargs) -> list:
@@ -163,11 +175,12 @@ def structure_mask(tags, size):
     return mask
 
 
-def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
+def make_matrix(key, tags, size, dtype, *, max_cond=100.0, dominant=False):
     """A random matrix with the structure that `tags` promise, with condition number
     at most `max_cond` (resampled until it is). Positive (negative) semidefinite
     means Hermitian positive (negative) definite; triangular matrices get a diagonal
-    shifted away from zero (all ones with `unit_diagonal_tag`)."""
+    shifted away from zero (all ones with `unit_diagonal_tag`); `dominant` makes it
+    diagonally dominant."""
     while True:
         key, subkey = jr.split(key)
         matrix = random(subkey, (size, size), dtype)
@@ -178,6 +191,8 @@ def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
                 matrix = -matrix
         if lx.lower_triangular_tag in tags or lx.upper_triangular_tag in tags:
             matrix = matrix / size**0.5 + 2 * eye
+        if dominant:
+            matrix = matrix + 4 * eye
         matrix = jnp.where(structure_mask(tags, size), matrix, 0)
         if lx.unit_diagonal_tag in tags:
             matrix = matrix + eye
@@ -278,25 +293,25 @@ def gepp_tie_matrix(d, at_end, dtype):
     return a.astype(dtype), b.astype(dtype), i, np.asarray(0.1, dtype)
 
 
+# The solves of `flag_solves`, in order.
+flags = ("transpose", "conj", "adjoint")
+
+
 def flag_solves(solver, operator, vector):
-    """Solves with `op(A)` for op = transpose, conj and both, through the solver's own
-    `transpose` and `conj` states (as autodiff and `jax.linear_transpose` use them).
-    Returns `[(name, solution)]`; see `flag_matrices`."""
+    """Solves with `op(A)` for op in `flags` (transpose, conj and both), through the
+    solver's own `transpose` and `conj` states (as autodiff and
+    `jax.linear_transpose` use them). Returns the solutions, in the order of
+    `flags`; compare with `flag_matrices`."""
+    vector = jnp.asarray(vector)
     state = solver.init(operator, {})
     state_t, options_t = solver.transpose(state, {})
     state_c, options_c = solver.conj(state, {})
     state_h, options_h = solver.conj(state_t, options_t)
-    return [
-        (name, solver.compute(s, vector, o)[0])
-        for name, (s, o) in (
-            ("transpose", (state_t, options_t)),
-            ("conj", (state_c, options_c)),
-            ("adjoint", (state_h, options_h)),
-        )
-    ]
+    states = ((state_t, options_t), (state_c, options_c), (state_h, options_h))
+    return [solver.compute(s, vector, o)[0] for s, o in states]
 
 
 def flag_matrices(matrix):
-    """`{name: op(matrix)}` for the names of `flag_solves`."""
+    """`op(matrix)` for op in `flags`."""
     matrix = np.asarray(matrix)
-    return {"transpose": matrix.T, "conj": matrix.conj(), "adjoint": matrix.T.conj()}
+    return matrix.T, matrix.conj(), matrix.T.conj()

@@ -18,7 +18,6 @@ from .helpers import (
     dtypes,
     gepp_tie_matrix,
     leaf_subsets,
-    make_matrix,
     operator_from,
     operator_leaves,
     periodic_tridiagonal_tag,
@@ -30,7 +29,10 @@ from .helpers import (
 )
 
 
-_SIZE = 4
+def _size(case):
+    # Small, so that compiling the straight-line kernels is quick; even for 2 x 2
+    # blocks; at least 3 for the periodic ring (below that its entries coincide).
+    return 4 if block_tridiagonal_tag in case.tags else 3
 
 
 def _cases(predicate=lambda case: True):
@@ -67,8 +69,8 @@ def _pivots(case):
     )
 
 
-def _problem(getkey, case, dtype, size=_SIZE):
-    matrix = make_matrix(getkey(), case.tags, size, dtype)
+def _problem(getkey, case, dtype):
+    matrix = case.matrix(getkey(), _size(case), dtype)
     return matrix, operator_from(matrix, case.tags)
 
 
@@ -84,7 +86,7 @@ def _dense_solve(matrices, vectors):
 def test_solve(getkey, case):
     # Every dtype, in one program.
     problems = [_problem(getkey, case, dtype) for dtype in dtypes]
-    x_true = [random(getkey(), (_SIZE,), dtype) for dtype in dtypes]
+    x_true = [random(getkey(), (_size(case),), dtype) for dtype in dtypes]
     vectors = [m @ x for (m, _), x in zip(problems, x_true)]
     solve = solve_fn(case.solver)
     out = jax.jit(lambda ops, vs: [solve(o, v) for o, v in zip(ops, vs)])(
@@ -97,12 +99,12 @@ def test_solve(getkey, case):
 
 
 @_cases()
-def test_transpose_and_conj_states(getkey, case):
+def test_transpose_and_conj(getkey, case):
     # transpose(init(A)) ≡ init(A.T) and conj(init(A)) ≡ init(conj(A)), compared by
-    # what they solve.
+    # what they solve; and `jax.linear_transpose` of the solve. One program.
     solver = case.solver
     matrix, operator = _problem(getkey, case, jnp.complex128)
-    vector = random(getkey(), (_SIZE,), jnp.complex128)
+    vector = random(getkey(), (_size(case),), jnp.complex128)
     conj_operator = operator_from(matrix.conj(), case.tags)
 
     @jax.jit
@@ -120,9 +122,11 @@ def test_transpose_and_conj_states(getkey, case):
             (solver.init(operator.T, {}), {}),
             (solver.init(conj_operator, {}), {}),
         ]
-        return [solver.compute(s, vector, o)[0] for s, o in states]
+        solve = lambda v: lx.linear_solve(operator, v, solver).value
+        (x_lt,) = jax.linear_transpose(solve, vector)(vector)
+        return [solver.compute(s, vector, o)[0] for s, o in states] + [x_lt]
 
-    x_t, x_c, x_tc, x_tt, x_t2, x_c2 = solves(operator, conj_operator, vector)
+    x_t, x_c, x_tc, x_tt, x_t2, x_c2, x_lt = solves(operator, conj_operator, vector)
     np.testing.assert_allclose(x_t, x_t2, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(x_c, x_c2, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(x_t, _dense_solve(matrix.T, vector), rtol=1e-10)
@@ -130,15 +134,7 @@ def test_transpose_and_conj_states(getkey, case):
     np.testing.assert_allclose(x_tc, _dense_solve(matrix.T.conj(), vector), rtol=1e-10)
     # Twice transposed is the original.
     np.testing.assert_allclose(x_tt, _dense_solve(matrix, vector), rtol=1e-10)
-
-
-@_cases()
-def test_linear_transpose(getkey, case):
-    matrix, operator = _problem(getkey, case, jnp.complex128)
-    out_vec, in_vec = random(getkey(), (2, _SIZE), jnp.complex128)
-    solve = lambda v: lx.linear_solve(operator, v, case.solver).value
-    (out,) = jax.linear_transpose(solve, out_vec)(in_vec)
-    np.testing.assert_allclose(out, _dense_solve(matrix.T, in_vec), rtol=1e-10)
+    np.testing.assert_allclose(x_lt, _dense_solve(matrix.T, vector), rtol=1e-10)
 
 
 # (in_axes of (matrices, vectors), their batch shapes) for each pattern.
@@ -156,13 +152,14 @@ def test_vmap(getkey, case):
     # not first, and nested (the outer vmap over operator and vector, the inner
     # over the vector only: one operator per outer member).
     solve = solve_fn(case.solver, case.tags)
-    near = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
+    size = _size(case)
+    near = case.matrix(getkey(), size, jnp.float64)
     inputs, expected = {}, {}
     for name, ((op_axis, vec_axis), op_batch, vec_batch) in _VMAP_PATTERNS.items():
         matrices = jnp.stack(
             [perturb(getkey(), near, case.tags) for _ in range(max(op_batch, default=1))]
         )
-        vectors = random(getkey(), (max(vec_batch, default=1), _SIZE), jnp.float64)
+        vectors = random(getkey(), (max(vec_batch, default=1), size), jnp.float64)
         if name == "axis_not_first":
             mats, vecs = jnp.moveaxis(matrices, 0, 2), jnp.moveaxis(vectors, 0, 1)
         else:
@@ -173,7 +170,7 @@ def test_vmap(getkey, case):
             matrices if op_batch else matrices[0], vectors if vec_batch else vectors[0]
         )
     matrices = jnp.stack([perturb(getkey(), near, case.tags) for _ in range(2)])
-    vectors = random(getkey(), (2, 3, _SIZE), jnp.float64)
+    vectors = random(getkey(), (2, 3, size), jnp.float64)
     inputs["nested"] = (matrices, vectors)
     expected["nested"] = _dense_solve(matrices[:, None], vectors)
 
@@ -203,14 +200,14 @@ _LEAF_PATTERNS = [(s, False) for s in leaf_subsets(3)] + [
 def test_vmap_some_leaves(getkey, case):
     # Every subset of the leaves batched, in one program.
     batch = 5
-    near = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
+    near = case.matrix(getkey(), _size(case), jnp.float64)
     shared, rebuild = operator_leaves(near, case.tags)
     assert len(shared) == 3
     members = [
         operator_leaves(perturb(getkey(), near, case.tags), case.tags)[0]
         for _ in range(batch)
     ]
-    vectors = random(getkey(), (batch, _SIZE), jnp.float64)
+    vectors = random(getkey(), (batch, _size(case)), jnp.float64)
 
     def solve(leaves, vector):
         sol = lx.linear_solve(rebuild(leaves), vector, case.solver)
@@ -248,46 +245,48 @@ def test_vmap_some_leaves(getkey, case):
 
 @_cases()
 def test_jvp_and_grad(getkey, case):
-    solver, reference = case.solver, case.reference
-    matrix, _ = _problem(getkey, case, jnp.float64)
-    vector = random(getkey(), (_SIZE,), jnp.float64)
-    t_matrix = make_matrix(getkey(), case.tags, _SIZE, jnp.float64)
-    t_vector = random(getkey(), (_SIZE,), jnp.float64)
+    # Against the formulas: with A x = b, dx = A^{-1} (db - dA x); for the loss
+    # |x|^2, grad_b = A^{-T} 2x and grad_A = -grad_b x^T (restricted to the
+    # operator's structure, as the operator's leaves carry it). One program.
+    size = _size(case)
+    matrix = case.matrix(getkey(), size, jnp.float64)
+    t_matrix = case.matrix(getkey(), size, jnp.float64)
+    vector, t_vector = random(getkey(), (2, size), jnp.float64)
+    leaves, rebuild = operator_leaves(matrix, case.tags)
+    t_leaves, _ = operator_leaves(t_matrix, case.tags)
 
-    def solve_with(s):
-        return lambda m, v: lx.linear_solve(operator_from(m, case.tags), v, s).value
+    def solve(leaves, v):
+        return lx.linear_solve(rebuild(leaves), v, case.solver).value
 
-    primal, tangent = jax.jvp(
-        solve_with(solver), (matrix, vector), (t_matrix, t_vector)
+    def loss(leaves, v):
+        return jnp.sum(solve(leaves, v) ** 2)
+
+    @jax.jit
+    def derivatives(leaves, vector, t_leaves, t_vector):
+        _, tangent = jax.jvp(solve, (leaves, vector), (t_leaves, t_vector))
+        return tangent, jax.grad(loss, argnums=(0, 1))(leaves, vector)
+
+    tangent, (grad_leaves, grad_b) = derivatives(leaves, vector, t_leaves, t_vector)
+    a, ta = np.asarray(rebuild(leaves).as_matrix()), np.asarray(rebuild(t_leaves).as_matrix())
+    x = np.linalg.solve(a, vector)
+    np.testing.assert_allclose(
+        tangent, np.linalg.solve(a, t_vector - ta @ x), rtol=1e-9, atol=1e-12
     )
-    primal_ref, tangent_ref = jax.jvp(
-        solve_with(reference), (matrix, vector), (t_matrix, t_vector)
-    )
-    np.testing.assert_allclose(primal, primal_ref, rtol=1e-10)
-    np.testing.assert_allclose(tangent, tangent_ref, rtol=1e-9, atol=1e-12)
-    # Against finite differences of the dense solve.
-    eps = 1e-6
-    dense = lambda t: jnp.linalg.solve(matrix + t * t_matrix, vector + t * t_vector)
-    fd = (dense(eps) - dense(-eps)) / (2 * eps)
-    np.testing.assert_allclose(tangent, fd, rtol=1e-5, atol=1e-7)
-
-    def loss(s):
-        return lambda m, v: jnp.sum(solve_with(s)(m, v) ** 2)
-
-    grads = jax.jit(jax.grad(loss(solver), argnums=(0, 1)))(matrix, vector)
-    grads_ref = jax.grad(loss(reference), argnums=(0, 1))(matrix, vector)
-    for g, g_ref in zip(grads, grads_ref):
-        np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
+    expected_b = np.linalg.solve(a.T, 2 * x)
+    np.testing.assert_allclose(grad_b, expected_b, rtol=1e-9, atol=1e-12)
+    # d loss along a tangent of the leaves: <grad_leaves, t> = <grad_A, dA>.
+    along = sum(jnp.vdot(g, t) for g, t in zip(grad_leaves, t_leaves))
+    expected_along = np.sum(-np.outer(expected_b, x) * ta)
+    np.testing.assert_allclose(along, expected_along, rtol=1e-9, atol=1e-12)
 
 
 @_cases(lambda c: lx.unit_diagonal_tag not in c.tags)
 def test_singular_throws(case):
     # (A unit triangular matrix is never singular.)
-    operator = operator_from(jnp.zeros((_SIZE, _SIZE), jnp.float64), case.tags)
+    size = _size(case)
+    operator = operator_from(jnp.zeros((size, size), jnp.float64), case.tags)
     with pytest.raises(Exception, match="singular"):
-        jax.block_until_ready(
-            lx.linear_solve(operator, jnp.ones(_SIZE), case.solver).value
-        )
+        jax.block_until_ready(lx.linear_solve(operator, jnp.ones(size), case.solver).value)
 
 
 def _bad_entry(case):
@@ -318,80 +317,87 @@ def _spoil(matrix, vector, case, how):
 @_cases()
 def test_singular_and_nonfinite_input(getkey, case):
     # A singular matrix, and a NaN or inf in the matrix or vector: each flagged
-    # (`throw=False`), never a finite answer; alone, and as one member of a vmapped
-    # batch (of a size that leaves a partial SIMD tile), whose other members are
-    # solved exactly as alone. One program.
+    # (`throw=False`), never a finite answer. And a singular member (or, for a unit
+    # triangular matrix, which is never singular, one with an inf) of a vmapped
+    # batch (of a size that leaves a partial SIMD tile) is flagged, while the
+    # others are solved exactly as alone. One program.
+    size = _size(case)
     hows = ["matrix_nan", "matrix_inf", "vector_nan", "vector_inf"]
     if lx.unit_diagonal_tag not in case.tags:
         hows.append("zero")
     batch, bad = 7, 3
-    matrices = jnp.stack(
-        [make_matrix(getkey(), case.tags, _SIZE, jnp.float64) for _ in range(batch)]
-    )
-    vectors = random(getkey(), (batch, _SIZE), jnp.float64)
-    alone, batches, expected = [], [], []
-    for how in hows:
-        matrix, vector, result = _spoil(matrices[bad], vectors[bad], case, how)
-        alone.append((matrix, vector))
-        batches.append((matrices.at[bad].set(matrix), vectors.at[bad].set(vector)))
-        expected.append(result._value)
+    matrices = jnp.stack([case.matrix(getkey(), size, jnp.float64) for _ in range(batch)])
+    vectors = random(getkey(), (batch, size), jnp.float64)
+    alone = [_spoil(matrices[bad], vectors[bad], case, how) for how in hows]
+    matrix, _, batch_result = alone[-1] if hows[-1] == "zero" else alone[1]
+    batch_matrices = matrices.at[bad].set(matrix)
     solve = solve_fn(case.solver, case.tags, throw=False)
 
     @jax.jit
-    def solve_all(alone, batches):
-        return [solve(*a) for a in alone], [jax.vmap(solve)(*b) for b in batches]
+    def solve_all(alone, batch_matrices):
+        return [solve(m, v) for m, v in alone], jax.vmap(solve)(batch_matrices, vectors)
 
-    out_alone, out_batches = solve_all(alone, batches)
-    good = np.arange(batch) != bad
-    expected_good = _dense_solve(matrices[good], vectors[good])
-    for how, result, (x, r), (bx, br) in zip(hows, expected, out_alone, out_batches):
-        assert r == result, how
+    out, (bx, br) = solve_all([(m, v) for m, v, _ in alone], batch_matrices)
+    for how, (_, _, result), (x, r) in zip(hows, alone, out):
+        assert r == result._value, how
         assert not np.all(np.isfinite(x)), how
-        assert br[bad] == result and np.all(np.asarray(br)[good] == 0), how
-        assert not np.all(np.isfinite(np.asarray(bx)[bad])), how
-        np.testing.assert_allclose(
-            np.asarray(bx)[good], expected_good, rtol=1e-11, atol=1e-13, err_msg=how
-        )
+    good = np.arange(batch) != bad
+    assert br[bad] == batch_result._value
+    assert not np.all(np.isfinite(np.asarray(bx)[bad]))
+    assert np.all(np.asarray(br)[good] == lx.RESULTS.successful._value)
+    np.testing.assert_allclose(
+        np.asarray(bx)[good],
+        _dense_solve(matrices[good], vectors[good]),
+        rtol=1e-11,
+        atol=1e-13,
+    )
 
 
 @_cases(_pivots)
 def test_ties_in_pivot_magnitude(case):
     # LAPACK's rule on ties (the first of the largest; no swap in a tridiagonal
     # step) makes one entry of the solution exact; the other pivot does not. With
-    # the tie in the first pivot column and in the last; real and complex.
-    size = 6 if block_tridiagonal_tag in case.tags else 5
+    # the tie in the first pivot column (real) and in the last (complex); alone and
+    # in a batch.
+    size = _size(case)
     problems = [
-        gepp_tie_matrix(size, at_end, dtype)
-        for dtype in (np.float64, np.complex128)
-        for at_end in (False, True)
+        gepp_tie_matrix(size, False, np.float64),
+        gepp_tie_matrix(size, True, np.complex128),
     ]
     solve = solve_fn(case.solver, case.tags)
-    out = jax.jit(lambda ps: [solve(m, v) for m, v in ps])(
-        [(jnp.asarray(m), v) for m, v, _, _ in problems]
-    )
-    for (matrix, vector, i, exact), (x, result) in zip(problems, out):
-        assert result == lx.RESULTS.successful._value
+    batched = jax.vmap(solve)
+
+    @jax.jit
+    def solve_all(problems):
+        # Alone, and in a batch of 3 copies (the batched kernels).
+        stack = lambda x: jnp.stack([x] * 3)
+        return [(solve(m, v), batched(stack(m), stack(v))) for m, v in problems]
+
+    out = solve_all([(jnp.asarray(m), v) for m, v, _, _ in problems])
+    for (matrix, vector, i, exact), ((x, r), (bx, br)) in zip(problems, out):
+        assert r == lx.RESULTS.successful._value
+        assert np.all(br == lx.RESULTS.successful._value)
         assert np.asarray(x)[i] == exact, (x, matrix.dtype)
+        assert np.all(np.asarray(bx)[:, i] == exact), (bx, matrix.dtype)
         np.testing.assert_allclose(x, np.linalg.solve(matrix, vector), rtol=1e-14)
 
 
 @_cases(lambda c: not c.tags or _is_definite(c) or _is_triangular(c))
 def test_pytree_operator(getkey, case):
-    # Input structure {"a": (2,), "b": (1, 1)}, output structure ((3,),).
-    matrix = make_matrix(getkey(), case.tags, 3, jnp.float64)
-    in_struct = {
+    # Input and output structure {"a": (2,), "b": (1, 1)}.
+    matrix = case.matrix(getkey(), 3, jnp.float64)
+    struct = {
         "a": jax.ShapeDtypeStruct((2,), jnp.float64),
         "b": jax.ShapeDtypeStruct((1, 1), jnp.float64),
     }
 
     def fn(x):
-        flat = jnp.concatenate([x["a"], x["b"].reshape(1)])
-        return (matrix @ flat,)
+        y = matrix @ jnp.concatenate([x["a"], x["b"].reshape(1)])
+        return {"a": y[:2], "b": y[2:].reshape(1, 1)}
 
-    operator = lx.FunctionLinearOperator(fn, in_struct, case.tags)
+    operator = lx.FunctionLinearOperator(fn, struct, case.tags)
     x_true = {"a": jr.normal(getkey(), (2,)), "b": jr.normal(getkey(), (1, 1))}
-    vector = fn(x_true)
-    x = lx.linear_solve(operator, vector, case.solver).value
+    x = lx.linear_solve(operator, fn(x_true), case.solver).value
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10), x, x_true)
 
 
@@ -412,7 +418,7 @@ def test_unsupported_dtypes_raise_at_trace_time(getkey, case):
     matrix, _ = _problem(getkey, case, jnp.float64)
     for dtype in unsupported_dtypes:
         operator = _astype(operator_from(jnp.round(4 * matrix), case.tags), dtype)
-        vector = jnp.ones(_SIZE, dtype)
+        vector = jnp.ones(_size(case), dtype)
         with pytest.raises((TypeError, ValueError)):
             jax.eval_shape(lambda: lx.linear_solve(operator, vector, case.solver).value)
             pytest.fail(f"no error at trace time for {np.dtype(dtype).name}")
@@ -448,7 +454,7 @@ def test_mixed_dtypes_behave_as_lineax(getkey, case):
     # the operator and vector at trace time, ours raises a TypeError or ValueError
     # at trace time too; where lineax solves, ours gives the same solution in the
     # same dtype (never a finite wrong answer, never a dropped imaginary part).
-    matrix = make_matrix(getkey(), case.tags, _SIZE, jnp.complex128)
+    matrix = case.matrix(getkey(), _size(case), jnp.complex128)
     leaves, rebuild = operator_leaves(matrix, case.tags)
     mixed = {**_MIXED, **(_MIXED_LEAVES if _is_banded(case) else {})}
     problems, references = {}, {}
@@ -460,7 +466,7 @@ def test_mixed_dtypes_behave_as_lineax(getkey, case):
                 x if jnp.issubdtype(d, jnp.complexfloating) else x.real.astype(d)
                 for x, d in zip(leaves, leaf_dtypes)
             ],
-            random(getkey(), (_SIZE,), vector_dtype),
+            random(getkey(), (_size(case),), vector_dtype),
         )
         with jax.numpy_dtype_promotion("standard"):
             try:

@@ -15,6 +15,7 @@ from .helpers import (
     backward_error,
     flag_matrices,
     flag_solves,
+    flags,
     gepp_tie_matrix,
     solve_fn,
 )
@@ -110,8 +111,7 @@ def test_families_against_lapack(family_params):
 
     (x, result), flagged = solve_all(all_matrices, all_vectors)
     x, result = np.asarray(x), np.asarray(result)
-    for name, x_op in flagged:
-        op_matrix = flag_matrices(matrices[0])[name]
+    for name, x_op, op_matrix in zip(flags, flagged, flag_matrices(matrices[0])):
         assert np.max(backward_error(op_matrix, x_op, vectors[0])) <= 8 * d, name
     assert x.dtype == dtype
     good, nbad = len(names), len(bad_names)
