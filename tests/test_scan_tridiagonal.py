@@ -24,7 +24,7 @@ def _bands_to_matrix(diagonal, lower, upper):
 
 
 def _families(n, rng, dtype, pivoting):
-    """`(name, (diagonal, lower, upper))` of nonsingular tridiagonal matrices; the
+    """`(names, [(diagonal, lower, upper)])` of nonsingular tridiagonal matrices; the
     Thomas algorithm gets only diagonally dominant ones."""
 
     def rand(*shape):
@@ -57,16 +57,16 @@ def _families(n, rng, dtype, pivoting):
     return names, [tuple(np.asarray(x, dtype) for x in out[k]) for k in names]
 
 
-def _singular(n, dtype):
-    """Bands that must give RESULTS.singular: a zero matrix, a NaN, and an inf in
-    the lower band (where it becomes a pivot, and zeroes a multiplier)."""
-    out = [(np.zeros(n), np.zeros(n - 1), np.zeros(n - 1))]
+def _nonfinite(n, dtype):
+    """Bands with a NaN, or an inf in the lower band (where it becomes a pivot, and
+    zeroes a multiplier rather than spreading)."""
+    out = []
     for bad in (np.nan, np.inf):
         d, lo, up = 2 + np.arange(n, dtype=float), np.ones(n - 1), np.ones(n - 1)
         if n > 1:
             lo[0] = bad
         else:
-            d[0] = np.nan  # (n = 1: 1 / inf is an exact 0 in LAPACK too)
+            d[0] = np.nan  # (n = 1: x = b / inf = 0 is the limit)
         out.append((d, lo, up))
     return [tuple(np.asarray(x, dtype) for x in bands) for bands in out]
 
@@ -101,7 +101,7 @@ def test_families_against_lapack(backend, pivoting, dtype):
     problems = {}
     for n in _SIZES:
         names, families = _families(n, rng, dtype, pivoting)
-        singular = _singular(n, dtype)
+        singular = [tuple(np.zeros(m, dtype) for m in (n, n - 1, n - 1))]
         vectors = rng.standard_normal((len(families), n)).astype(dtype)
         # A batch of the families, each broadcast over the batch with its own
         # right-hand sides, to reach a partial SIMD tile.
@@ -149,6 +149,40 @@ def test_families_against_lapack(backend, pivoting, dtype):
             cond = np.linalg.cond(matrix.astype(np.complex128))
             err = np.max(np.abs(np.asarray(x) - expected)) / np.max(np.abs(expected))
             assert err <= 100 * n * cond * eps, (n, name, err)
+
+
+@pytest.mark.parametrize("backend", backends)
+def test_nonfinite_input_is_singular(backend):
+    # Never a finite answer from non-finite input, at every size, pivoted or not,
+    # alone and in a batch.
+    def solve(bands, vector, pivoting):
+        solver = lxk.ScanTridiagonal(pivoting=pivoting, backend=backend)
+        operator = lx.TridiagonalLinearOperator(*bands)
+        sol = lx.linear_solve(operator, vector, solver, throw=False)
+        return sol.value, sol.result._value
+
+    problems = [
+        (n, pivoting, bands)
+        for n in _SIZES
+        for pivoting in (True, False)
+        for bands in _nonfinite(n, np.float64)
+    ]
+
+    @jax.jit
+    def solve_all():
+        out = []
+        for n, pivoting, bands in problems:
+            bands = tuple(jnp.asarray(x) for x in bands)
+            batched = tuple(jnp.stack([x] * 3) for x in bands)
+            one = solve(bands, jnp.ones(n), pivoting)
+            many = jax.vmap(lambda b: solve(b, jnp.ones(n), pivoting))(batched)
+            out.append((one, many))
+        return out
+
+    for (n, pivoting, _), ((x, r), (bx, br)) in zip(problems, solve_all()):
+        assert r == lx.RESULTS.singular._value, (n, pivoting)
+        assert np.all(br == lx.RESULTS.singular._value), (n, pivoting)
+        assert not np.all(np.isfinite(x)) and not np.any(np.all(np.isfinite(bx), axis=1))
 
 
 @pytest.mark.parametrize("pivoting", (True, False))

@@ -75,9 +75,10 @@ def _singular(d, rng, dtype):
     to the solution (it only zeroes multipliers)."""
     out = {"zero": np.zeros((d, d))}
     if d > 1:
-        repeated = rng.standard_normal((d, d))
-        repeated[-1] = 2 * repeated[0]
-        out["repeated_row"] = repeated
+        # (Exactly singular in floating point: the zeros stay exact zeros.)
+        zero_row = rng.standard_normal((d, d)) + d * np.eye(d)
+        zero_row[d // 2] = 0.0
+        out["zero_row"] = zero_row
         zero_column = rng.standard_normal((d, d)) + d * np.eye(d)
         zero_column[:, d // 2] = 0.0
         out["zero_column"] = zero_column
