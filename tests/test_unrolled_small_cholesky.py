@@ -102,6 +102,7 @@ def test_families_against_lapack(family_params):
     garbage = np.tril(matrices) + np.triu(np.full((d, d), np.nan), 1)
     if complex_:
         garbage = garbage + 5j * np.eye(d)
+    garbage = garbage.astype(dtype)
     solver = lxk.UnrolledSmallCholesky(backend=backend)
 
     def solve_all(garbage, vectors, bad):
