@@ -49,8 +49,11 @@ def _root_value_and_grad(root_solver, linear_solver, matrix, target):
     return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(matrix, target)
 
 
-@pytest.mark.parametrize("linear_solver", (lxk.SmallAuto(), lxk.UnrolledSmallLU()))
-@pytest.mark.parametrize("root_solver", (optx.Newton, optx.Chord))
+@pytest.mark.parametrize(
+    "root_solver, linear_solver",
+    [(optx.Newton, lxk.SmallAuto()), (optx.Chord, lxk.UnrolledSmallLU())],
+    ids=("newton-small_auto", "chord-unrolled_small_lu"),
+)
 def test_optimistix_root_find(getkey, root_solver, linear_solver):
     matrix, target = _problem(getkey)
     out = _root_value_and_grad(

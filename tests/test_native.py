@@ -12,7 +12,7 @@ import lineax_kernels as lxk
 import numpy as np
 import pytest
 
-from .helpers import dtypes
+from .helpers import backends, cases, operator_from
 
 
 def _solve(solver):
@@ -54,34 +54,18 @@ def test_native_is_built_and_used_on_cpu():
 
 
 @pytest.mark.parametrize(
-    "solver, tags, target",
-    [
-        (lxk.UnrolledSmallLU, frozenset(), "lxk_small_lu_solve"),
-        (
-            lxk.UnrolledSmallCholesky,
-            frozenset([lx.positive_semidefinite_tag]),
-            "lxk_small_cholesky_solve",
-        ),
-        (
-            lxk.UnrolledSmallTriangular,
-            frozenset([lx.lower_triangular_tag]),
-            "lxk_small_triangular_solve",
-        ),
-    ],
+    "case", [c for c in cases if hasattr(c.solver, "backend")], ids=lambda c: c.id
 )
-def test_every_solver_uses_its_target(solver, tags, target):
-    def solve(s):
-        return lambda m, v: (
-            lx.linear_solve(lx.MatrixLinearOperator(m, tags), v, s, throw=False).value
-        )
+def test_backend_picks_the_kernel(case):
+    # `backend="native"` calls a native kernel (an FFI custom call), `"jax"` does
+    # not: so the contract's two paths per solver are two different kernels.
+    def solve(m, v):
+        operator = operator_from(m, case.tags)
+        return lx.linear_solve(operator, v, case.solver, throw=False).value
 
-    m, v = jnp.eye(3), jnp.ones(3)
-    assert target in _hlo(solve(solver()), m, v)
-    assert target in _hlo(solve(solver(backend="native")), m, v)
-    assert target not in _hlo(solve(solver(backend="jax")), m, v)
-    # SmallAuto passes its backend on.
-    assert target in _hlo(solve(lxk.SmallAuto()), m, v)
-    assert target not in _hlo(solve(lxk.SmallAuto(backend="jax")), m, v)
+    hlo = _hlo(solve, jnp.eye(4), jnp.ones(4))
+    uses_native = "custom_call @lxk_" in hlo
+    assert uses_native is (case.solver.backend == "native"), hlo[:2000]
 
 
 def test_backend_validation():
@@ -142,17 +126,17 @@ def test_missing_library_falls_back_with_one_warning():
     assert error == "RuntimeError True"
 
 
-@pytest.mark.parametrize("backend", ("native", "jax"))
-@pytest.mark.parametrize("dtype", dtypes, ids=lambda d: np.dtype(d).name)
-def test_nested_vmap(backend, dtype):
+@pytest.mark.parametrize("backend", backends)
+def test_nested_vmap(backend):
     # Every combination of batched operator and vector, two levels deep, against
     # LAPACK: the FFI call's batching rule broadcasts or keeps shared operands.
+    # (Every solver, one pattern each: `test_contract.py`.)
+    dtype = np.float64
     rng = np.random.default_rng(0)
     d, n1, n2 = 3, 4, 5
     a = (rng.standard_normal((n1, n2, d, d)) + 3 * np.eye(d)).astype(dtype)
     b = rng.standard_normal((n1, n2, d)).astype(dtype)
     solve = _solve(lxk.UnrolledSmallLU(backend=backend))
-    tol = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-11
     # name: (inner in_axes, outer in_axes, matrices, vectors, the system (i, j))
     cases = {
         "both/both": ((0, 0), (0, 0), a, b, lambda i, j: (a[i, j], b[i, j])),
@@ -179,15 +163,20 @@ def test_nested_vmap(backend, dtype):
         ),
         "matrix/both": ((0, None), (0, 0), a, b[:, 0], lambda i, j: (a[i, j], b[i, 0])),
     }
-    for name, (inner, outer, aa, bb, system) in cases.items():
-        x = jax.jit(jax.vmap(jax.vmap(solve, in_axes=inner), in_axes=outer))(aa, bb)
+    xs = jax.jit(
+        lambda: {
+            name: jax.vmap(jax.vmap(solve, in_axes=inner), in_axes=outer)(aa, bb)
+            for name, (inner, outer, aa, bb, _) in cases.items()
+        }
+    )()
+    for name, (*_, system) in cases.items():
         expected = np.array(
             [[np.linalg.solve(*system(i, j)) for j in range(n2)] for i in range(n1)]
         )
-        np.testing.assert_allclose(x, expected, rtol=tol, atol=tol, err_msg=name)
+        np.testing.assert_allclose(xs[name], expected, rtol=1e-11, err_msg=name)
 
 
-@pytest.mark.parametrize("backend", ("native", "jax"))
+@pytest.mark.parametrize("backend", backends)
 def test_one_matrix_many_vectors_is_not_copied(backend):
     # vmap over the vector only: the matrix reaches the kernel once, not as a
     # broadcast copy per right-hand side.
@@ -198,20 +187,6 @@ def test_one_matrix_many_vectors_is_not_copied(backend):
     np.testing.assert_allclose(
         jax.jit(solve)(m, v), np.linalg.solve(m, np.asarray(v).T).T, rtol=1e-12
     )
-
-
-@pytest.mark.parametrize("backend", ("native", "jax"))
-def test_native_and_pure_jax_agree(backend):
-    del backend
-    rng = np.random.default_rng(1)
-    for d in (1, 2, 5, 9, 16):
-        a = rng.standard_normal((64, d, d))
-        b = rng.standard_normal((64, d))
-        xs = [
-            jax.jit(jax.vmap(_solve(lxk.UnrolledSmallLU(backend=be))))(a, b)
-            for be in ("native", "jax")
-        ]
-        np.testing.assert_allclose(xs[0], xs[1], rtol=1e-9, atol=1e-12)
 
 
 _SHARDED = """

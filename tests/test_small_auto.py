@@ -105,9 +105,9 @@ def test_dispatch(getkey, kind, size, well_posed, max_size, expected):
     assert type(chosen) is expected
     if expected is _auto:
         assert chosen == lx.AutoLinearSolver(well_posed=well_posed)
-    # `init` makes the same choice, and the choice is static: no arrays in the token.
+    # The choice is static: no arrays in the token.
     token, _ = solver.init(operator, {})
-    assert solver._lookup(token.value) == chosen
+    assert jax.tree.leaves(token) == []
 
 
 def test_dispatch_custom_fallback(getkey):
@@ -137,13 +137,23 @@ _square_kinds = (
 )
 
 
-@pytest.mark.parametrize(
-    "kind, size",
-    [(kind, 3) for kind in _square_kinds]
-    + [("dense", 20), ("symmetric", 20), ("tridiagonal", 20), ("psd", 20)],
-)
-@pytest.mark.parametrize("well_posed", (None, True, False))
-@pytest.mark.parametrize("dtype", (jnp.float64, jnp.complex128))
+# Where `SmallAuto` picks one of this library's solvers (elsewhere it is
+# `lx.AutoLinearSolver` itself): the same solution as `lx.AutoLinearSolver`.
+_ours = [
+    (kind, size, well_posed)
+    for kind, size in [(kind, 3) for kind in _square_kinds] + [("tridiagonal", 20)]
+    for well_posed in (None, True)
+    if not isinstance(
+        lxk.SmallAuto(well_posed=well_posed).select_solver(
+            _make_operator(jr.key(0), kind, size, jnp.float64)
+        ),
+        lx.AutoLinearSolver,
+    )
+]
+
+
+@pytest.mark.parametrize("kind, size, well_posed", _ours)
+@pytest.mark.parametrize("dtype", (jnp.complex128,))
 def test_matches_auto_square(getkey, kind, size, well_posed, dtype):
     operator = _make_operator(getkey(), kind, size, dtype)
     x_true = random(getkey(), (size,), dtype)
@@ -206,15 +216,8 @@ def test_invalid_max_size():
         lxk.SmallAuto(max_size=0)
 
 
-_delegation_cases = [
-    ("dense", 4, None),
-    ("tridiagonal", 6, None),
-    ("dense", 20, None),
-    ("lower", 4, None),
-    ("psd", 4, None),
-    ("tall", 3, None),
-    ("dense", 4, False),
-]
+# (`SmallAuto`'s own kernels: `test_contract.py`.)
+_delegation_cases = [("dense", 20, None), ("tall", 3, None), ("dense", 4, False)]
 
 
 def _solve_with_state(solver, state, vector, options):
@@ -243,63 +246,3 @@ def test_transpose_conj_delegate(getkey, kind, size, well_posed, dtype):
     c_state, c_options = chosen.conj(chosen_state, {})
     out = _solve_with_state(solver, t_state, vector, t_options)
     assert tree_allclose(out, _solve_with_state(chosen, c_state, vector, c_options))
-
-
-@pytest.mark.parametrize(
-    "kind, size",
-    [
-        ("dense", 4),
-        ("tridiagonal", 6),
-        ("psd", 4),
-        ("nsd", 3),
-        ("lower", 4),
-        ("upper", 3),
-    ],
-)
-@pytest.mark.parametrize("dtype", (jnp.float64, jnp.complex128))
-def test_transpose_conj_kernels(getkey, kind, size, dtype):
-    # For our own kernels, check the contract against the truth as well:
-    # `transpose(init(A))` solves with A^T and `conj(init(A))` with conj(A).
-    operator = _make_operator(getkey(), kind, size, dtype)
-    matrix = operator.as_matrix()
-    solver = lxk.SmallAuto()
-    state = solver.init(operator, {})
-    vector = random(getkey(), (size,), dtype)
-    t = tol(dtype)
-    t_state, t_options = solver.transpose(state, {})
-    out = _solve_with_state(solver, t_state, vector, t_options)
-    assert tree_allclose(out, jnp.linalg.solve(matrix.T, vector), rtol=t, atol=t)
-    c_state, c_options = solver.conj(state, {})
-    out = _solve_with_state(solver, c_state, vector, c_options)
-    assert tree_allclose(out, jnp.linalg.solve(matrix.conj(), vector), rtol=t, atol=t)
-    # And through `jax.linear_transpose`, the way reverse-mode autodiff uses it.
-    solve = lambda v: lx.linear_solve(operator, v, solver).value
-    (out,) = jax.linear_transpose(solve, vector)(vector)
-    expected = lx.linear_solve(operator.T, vector, lx.LU()).value
-    assert tree_allclose(out, expected, rtol=t, atol=t)
-
-
-@pytest.mark.parametrize(
-    "kind, size",
-    [("dense", 4), ("tridiagonal", 6), ("psd", 4), ("nsd", 3), ("lower", 4)],
-)
-def test_vmap_jvp(getkey, kind, size):
-    # Batched over operators and differentiated, as in a batched Newton solve.
-    dtype = jnp.float64
-    operators = [_make_operator(getkey(), kind, size, dtype) for _ in range(8)]
-    operators = jax.tree.map(lambda *xs: jnp.stack(xs), *operators)
-    vectors = random(getkey(), (8, size), dtype)
-
-    def solve(solver, operator, vector):
-        return lx.linear_solve(operator, vector, solver).value
-
-    def jvp(solver, operator, vector):
-        tangent = jax.tree.map(lambda x: 0.1 * x, (operator, vector))
-        return jax.jvp(lambda o, v: solve(solver, o, v), (operator, vector), tangent)
-
-    for fn in (solve, jvp):
-        out = jax.vmap(fn, in_axes=(None, 0, 0))(lxk.SmallAuto(), operators, vectors)
-        expected = jax.vmap(fn, in_axes=(None, 0, 0))(
-            lx.AutoLinearSolver(well_posed=None), operators, vectors
-        )
-        assert tree_allclose(out, expected, rtol=1e-11, atol=1e-11)

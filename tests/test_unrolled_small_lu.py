@@ -1,37 +1,65 @@
+# Numerics of `UnrolledSmallLU` on both kernel paths against LAPACK, at the sizes
+# where the code path changes: the native kernel's static instantiations (d = 1..8)
+# and its run-time-d loop (9, 16, 32 = max_size); the pure-JAX straight-line code
+# (d <= 4) and its rolled loop (d >= 5). (jit, vmap, autodiff, transpose, conj,
+# dtypes and errors: `test_contract.py`.)
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import lineax as lx
 import lineax_kernels as lxk
 import numpy as np
 import pytest
 
-from .helpers import dtypes, make_matrix, random, tol
+from .helpers import (
+    backends,
+    backward_error,
+    flag_matrices,
+    flag_solves,
+    flags,
+    gepp_tie_matrix,
+    solve_fn,
+)
 
 
 _MAX = lxk.UnrolledSmallLU().max_size
+_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 16, _MAX)
+_SIZES_32 = (2, 5, 9)
 
 
-def _special_matrices(d, rng, dtype=np.float64):
-    """Matrices that break naive kernels, as a (batch, d, d) numpy array of `dtype`,
-    with a name per entry. All are nonsingular."""
+def _params(full: bool):
+    sizes = range(1, _MAX + 1) if full else _SIZES
+    for backend in backends:
+        for d in sizes:
+            for dtype in (np.float64, np.complex128):
+                yield backend, d, dtype
+            if full or d in _SIZES_32:
+                for dtype in (np.float32, np.complex64):
+                    yield backend, d, dtype
+
+
+def pytest_generate_tests(metafunc):
+    if "family_params" in metafunc.fixturenames:
+        full = metafunc.config.getoption("--full")
+        params = list(_params(full))
+        ids = [f"{b}-d{d}-{np.dtype(t).name}" for b, d, t in params]
+        metafunc.parametrize("family_params", params, ids=ids)
+
+
+def _families(d, rng, dtype):
+    """Nonsingular matrices that break naive kernels, as `(names, (batch, d, d))`."""
     out = {}
     big = 150.0 if np.finfo(dtype).bits > 32 else 15.0
     out["random"] = rng.standard_normal((d, d))
     out["permutation"] = np.eye(d)[rng.permutation(d)]
     zero_lead = rng.standard_normal((d, d))
-    zero_lead[0, 0] = 0.0  # needs pivoting at step 0 (for d = 1 it would be singular)
-    if d == 1:
-        zero_lead[0, 0] = 2.0
+    zero_lead[0, 0] = 0.0 if d > 1 else 2.0  # needs a row swap at step 0
     out["zero_leading_pivot"] = zero_lead
-    # Every leading principal minor is zero: an unpivoted LU divides by zero at once.
+    # Every leading principal minor is zero: unpivoted LU divides by zero at once.
     out["anti_diagonal"] = np.fliplr(np.eye(d)) * (1.0 + np.arange(d))
     scaled = rng.standard_normal((d, d)) + d * np.eye(d)
     scales = 10.0 ** (big * np.where(np.arange(d) % 2 == 0, 1.0, -1.0))
     out["rows_1e+-big"] = scales[:, None] * scaled
-    near = rng.standard_normal((d, d))
-    u, s, vt = np.linalg.svd(near)
-    s[-1] = s[0] * 1e-10
+    u, s, vt = np.linalg.svd(rng.standard_normal((d, d)))
     s[-1] = s[0] * (1e-10 if np.finfo(dtype).bits > 32 else 1e-4)
     out["nearly_singular"] = (u * s) @ vt
     matrices = np.stack(list(out.values()))
@@ -41,177 +69,148 @@ def _special_matrices(d, rng, dtype=np.float64):
     return list(out), matrices.astype(dtype)
 
 
-def _batched_solve(solver, throw=False):
-    def solve(matrix, vector):
-        operator = lx.MatrixLinearOperator(matrix)
-        sol = lx.linear_solve(operator, vector, solver, throw=throw)
-        return sol.value, sol.result._value
+def _singular(d, rng, dtype):
+    """Exactly singular matrices, and matrices with a NaN or an inf: an infinite
+    entry where it becomes the first pivot, which elimination alone would not carry
+    to the solution (it only zeroes multipliers)."""
+    out = {"zero": np.zeros((d, d))}
+    if d > 1:
+        # (Exactly singular in floating point: the zeros stay exact zeros.)
+        zero_row = rng.standard_normal((d, d)) + d * np.eye(d)
+        zero_row[d // 2] = 0.0
+        out["zero_row"] = zero_row
+        zero_column = rng.standard_normal((d, d)) + d * np.eye(d)
+        zero_column[:, d // 2] = 0.0
+        out["zero_column"] = zero_column
+    for name, bad in (("inf_pivot", np.inf), ("nan", np.nan)):
+        m = np.eye(d) + 0.1 * rng.standard_normal((d, d))
+        m[min(1, d - 1), 0] = bad
+        out[name] = m
+    return list(out), np.stack(list(out.values())).astype(dtype)
 
-    return jax.jit(jax.vmap(solve))
 
-
-_backends = pytest.mark.parametrize("backend", ("native", "jax"))
-
-
-@_backends
-@pytest.mark.parametrize("dtype", dtypes, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("d", sorted({*range(1, 17), 24, _MAX}))
-def test_special_matrices_against_lapack(d, dtype, backend):
-    # Both kernels (native CPU and pure JAX) against LAPACK, every size and dtype.
+def test_families_against_lapack(family_params):
+    backend, d, dtype = family_params
     rng = np.random.default_rng(d)
-    names, matrices = _special_matrices(d, rng, dtype)
+    names, matrices = _families(d, rng, dtype)
+    bad_names, bad = _singular(d, rng, dtype)
+    ties = [gepp_tie_matrix(d, at_end, dtype) for at_end in (False, True)] if d > 1 else []
     x_true = rng.standard_normal((len(names), d)).astype(dtype)
     vectors = np.einsum("bij,bj->bi", matrices, x_true)
-    solver = lxk.UnrolledSmallLU(backend=backend)
-    x, result = _batched_solve(solver)(matrices, vectors)
-    x = np.asarray(x)
-    assert x.dtype == dtype
-    assert np.all(np.asarray(result) == lx.RESULTS.successful._value)
-    eps = np.finfo(dtype).eps
-    # LAPACK in the same precision; then everything in complex128, so that the
-    # residuals below measure the solvers' errors, not those of the residual.
-    x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
-    matrices, vectors, x, x_true, x_lapack = (
-        y.astype(np.complex128) for y in (matrices, vectors, x, x_true, x_lapack)
+    all_matrices = np.concatenate([matrices, bad] + [t[0][None] for t in ties])
+    all_vectors = np.concatenate(
+        [vectors, np.ones((len(bad_names), d), dtype)] + [t[1][None] for t in ties]
     )
-    for name, a, b, xi, xl in zip(names, matrices, vectors, x, x_lapack):
-        # Backward error, relative to machine epsilon. Normwise, partial pivoting
-        # keeps it at a small multiple of d * eps; componentwise it can be larger
-        # (rows scaled by 1e+-150), so there it must match LAPACK's own.
-        residual = np.abs(a @ xi - b)
-        normwise = np.max(residual) / (
-            np.max(np.abs(a).sum(axis=1)) * np.max(np.abs(xi)) + np.max(np.abs(b))
-        )
-        assert normwise <= 8 * d * eps, (name, normwise)
+    solver = lxk.UnrolledSmallLU(backend=backend)
 
-        def componentwise(x):
-            bound = np.abs(a) @ np.abs(x) + np.abs(b)
-            return np.max(np.abs(a @ x - b) / np.where(bound == 0, 1, bound))
+    @jax.jit
+    def solve_all(matrices, vectors):
+        solve = jax.vmap(solve_fn(solver, frozenset(), throw=False))
+        # And op(A) x = b for op = transpose, conj, adjoint, through the states.
+        operator = lx.MatrixLinearOperator(matrices[0])
+        return solve(matrices, vectors), flag_solves(solver, operator, vectors[0])
 
-        # (In 32-bit precision, LAPACK's componentwise error on the row-scaled
-        # family is far below what partial pivoting guarantees (0.1 eps, against
-        # 50-400 eps for both our kernels at d = 8); the normwise and forward
-        # errors are checked there instead.)
+    (x, result), flagged = solve_all(all_matrices, all_vectors)
+    x, result = np.asarray(x), np.asarray(result)
+    for name, x_op, op_matrix in zip(flags, flagged, flag_matrices(matrices[0])):
+        assert np.max(backward_error(op_matrix, x_op, vectors[0])) <= 8 * d, name
+    assert x.dtype == dtype
+    good, nbad = len(names), len(bad_names)
+    # Singular and non-finite matrices: flagged, never a finite answer.
+    assert np.all(result[good : good + nbad] == lx.RESULTS.singular._value), bad_names
+    assert not np.any(np.all(np.isfinite(x[good : good + nbad]), axis=1))
+    # Ties in pivot magnitude: LAPACK's first-max rule makes one entry exact.
+    for (matrix, vector, i, exact), xi in zip(ties, x[good + nbad :]):
+        assert xi[i] == exact
+        assert np.max(backward_error(matrix, xi, vector)) <= 8 * d
+    assert np.all(result[: good] == lx.RESULTS.successful._value)
+    x = x[:good]
+    eps = np.finfo(dtype).eps
+    x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
+    # Normwise backward error: a small multiple of d * eps with partial pivoting.
+    normwise = backward_error(matrices, x, vectors)
+    assert np.all(normwise <= 8 * d), dict(zip(names, normwise))
+    a, b, xc, xl = (y.astype(np.complex128) for y in (matrices, vectors, x, x_lapack))
+    for k, name in enumerate(names):
+        # Componentwise it can be larger (rows scaled by 1e+-150); there it must match
+        # LAPACK's own. (In 32 bits LAPACK's is far below what partial pivoting
+        # guarantees on the row-scaled family; the normwise and forward errors are
+        # checked there instead.)
+        def componentwise(y):
+            bound = np.abs(a[k]) @ np.abs(y) + np.abs(b[k])
+            return np.max(np.abs(a[k] @ y - b[k]) / np.where(bound == 0, 1, bound))
+
         if np.finfo(dtype).bits > 32 or name != "rows_1e+-big":
-            assert componentwise(xi) <= max(8 * d * eps, 4 * componentwise(xl)), name
+            assert componentwise(xc[k]) <= max(8 * d * eps, 4 * componentwise(xl[k])), name
         # Forward error: within the condition-number bound, like LAPACK's own.
-        err = np.max(np.abs(xi - x_true[names.index(name)]))
-        err_lapack = np.max(np.abs(xl - x_true[names.index(name)]))
-        bound = 10 * d * np.linalg.cond(a) * eps * np.max(np.abs(xi))
+        err = np.max(np.abs(xc[k] - x_true[k]))
+        err_lapack = np.max(np.abs(xl[k] - x_true[k]))
+        bound = 10 * d * np.linalg.cond(a[k]) * eps * np.max(np.abs(xc[k]))
         assert err <= max(10 * err_lapack, bound), (name, err, err_lapack, bound)
 
 
-@pytest.mark.parametrize("d", (1, 2, 3, _MAX))
-@pytest.mark.parametrize("dtype", dtypes)
-def test_unbatched_random(getkey, d, dtype):
-    matrix = make_matrix(getkey(), frozenset(), d, dtype)
-    x_true = random(getkey(), (d,), dtype)
-    vector = matrix @ x_true
-    operator = lx.MatrixLinearOperator(matrix)
-    x = jax.jit(lambda o, v: lx.linear_solve(o, v, lxk.UnrolledSmallLU()).value)(
-        operator, vector
+@pytest.mark.parametrize("d", (3, 9))
+@pytest.mark.parametrize("dtype", (np.float32, np.complex128), ids=lambda t: np.dtype(t).name)
+def test_partial_simd_tiles_and_shared_operators(d, dtype):
+    # Batch sizes that leave a partial last SIMD tile (for 2 to 16 lanes), and the
+    # two shared patterns: one matrix with many right-hand sides (factorised once),
+    # one right-hand side with many matrices. Native, against LAPACK and pure JAX.
+    rng = np.random.default_rng(d)
+    sizes = (1, 7, 9, 17, 33)
+    matrices = [
+        (rng.standard_normal((n, d, d)) + d * np.eye(d)).astype(dtype) for n in sizes
+    ]
+    vectors = [rng.standard_normal((n, d)).astype(dtype) for n in sizes]
+
+    def solve_all(backend):
+        solve = solve_fn(lxk.UnrolledSmallLU(backend=backend), frozenset())
+        both = [jax.vmap(solve)(m, v)[0] for m, v in zip(matrices, vectors)]
+        shared_matrix = [jax.vmap(solve, (None, 0))(m[0], v)[0] for m, v in zip(matrices, vectors)]
+        shared_vector = [jax.vmap(solve, (0, None))(m, v[0])[0] for m, v in zip(matrices, vectors)]
+        return both, shared_matrix, shared_vector
+
+    native = jax.jit(lambda: solve_all("native"))()
+    pure = jax.jit(lambda: solve_all("jax"))()
+    expected = (
+        [np.linalg.solve(m, v[..., None])[..., 0] for m, v in zip(matrices, vectors)],
+        [np.linalg.solve(m[0], v.T).T for m, v in zip(matrices, vectors)],
+        [np.linalg.solve(m, v[0]) for m, v in zip(matrices, vectors)],
     )
-    assert x.dtype == dtype
-    np.testing.assert_allclose(x, x_true, rtol=tol(dtype), atol=tol(dtype))
+    rtol = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-11
+    for x_n, x_p, x_e in zip(jax.tree.leaves(native), jax.tree.leaves(pure), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(x_n, x_e, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(x_n, x_p, rtol=rtol, atol=rtol)
 
 
 def test_float32_forward_error_needs_pivoting():
     # Unpivoted elimination on random float32 matrices gives forward errors of order
-    # 0.1 (see the issue); partial pivoting keeps them near LAPACK's.
+    # 0.1; partial pivoting keeps them near LAPACK's.
     rng = np.random.default_rng(0)
     matrices = rng.standard_normal((4096, 3, 3)).astype(np.float32)
     x_true = rng.standard_normal((4096, 3)).astype(np.float32)
     vectors = np.einsum("bij,bj->bi", matrices, x_true)
-    x, _ = _batched_solve(lxk.UnrolledSmallLU())(matrices, vectors)
-    x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
-    err = np.abs(np.asarray(x) - x_true).max(axis=1)
-    err_lapack = np.abs(x_lapack - x_true).max(axis=1)
-    assert np.median(err) <= 2 * np.median(err_lapack) + 1e-6
-    assert np.max(err) <= 10 * np.max(err_lapack) + 1e-5
-
-
-@pytest.mark.parametrize("d", (1, 2, 4))
-def test_exactly_singular(d):
-    rng = np.random.default_rng(0)
-    singular = rng.standard_normal((d, d))
-    singular[-1] = 0.0 if d == 1 else singular[0] * 2.0  # a repeated row
-    zeros = np.zeros((d, d))
-    if d > 1:
-        zero_column = rng.standard_normal((d, d))
-        zero_column[:, d // 2] = 0.0
-        cases = [singular, zeros, zero_column]
-    else:
-        cases = [zeros]
-    matrices = np.stack(cases)
-    vectors = rng.standard_normal((len(cases), d))
-    x, result = _batched_solve(lxk.UnrolledSmallLU())(matrices, vectors)
-    assert np.all(np.asarray(result) == lx.RESULTS.singular._value)
-    assert not np.any(np.all(np.isfinite(np.asarray(x)), axis=1))
-    operator = lx.MatrixLinearOperator(jnp.asarray(cases[0]))
-    with pytest.raises(Exception, match="singular"):
-        jax.block_until_ready(
-            lx.linear_solve(operator, jnp.asarray(vectors[0]), lxk.UnrolledSmallLU())
-        )
-
-
-@pytest.mark.parametrize("bad", (np.nan, np.inf))
-def test_nonfinite_input(bad):
-    matrix = np.eye(3) * 2.0
-    matrix[1, 2] = bad
-    matrices = np.stack([matrix, np.eye(3)])
-    vectors = np.ones((2, 3))
-    x, result = _batched_solve(lxk.UnrolledSmallLU())(matrices, vectors)
-    assert np.asarray(result)[0] != lx.RESULTS.successful._value
-    assert not np.all(np.isfinite(np.asarray(x)[0]))
-    # The other system in the batch is unaffected.
-    assert np.asarray(result)[1] == lx.RESULTS.successful._value
-    np.testing.assert_allclose(np.asarray(x)[1], np.ones(3))
+    for backend in backends:
+        solve = solve_fn(lxk.UnrolledSmallLU(backend=backend), frozenset(), throw=False)
+        x, _ = jax.jit(jax.vmap(solve))(matrices, vectors)
+        x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
+        err = np.abs(np.asarray(x) - x_true).max(axis=1)
+        err_lapack = np.abs(x_lapack - x_true).max(axis=1)
+        assert np.median(err) <= 2 * np.median(err_lapack) + 1e-6, backend
+        assert np.max(err) <= 10 * np.max(err_lapack) + 1e-5, backend
 
 
 def test_batched_rhs_factorises_once():
-    # vmap over the vector only: the factors stay unbatched (one factorisation).
-    matrix = jr.normal(jr.key(0), (4, 4)) + 4 * jnp.eye(4)
+    # vmap over the vector only: no factorisation (no pivot search) inside the
+    # batched pure-JAX computation.
+    matrix = jnp.eye(4) * 4 + 0.1
     operator = lx.MatrixLinearOperator(matrix)
-    solver = lxk.UnrolledSmallLU()
+    solver = lxk.UnrolledSmallLU(backend="jax")
     state = solver.init(operator, {})
-    vectors = jr.normal(jr.key(1), (100, 4))
-
-    def solve(v):
-        return lx.linear_solve(operator, v, solver, state=state).value
-
-    x = jax.jit(jax.vmap(solve))(vectors)
-    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, vectors.T).T, rtol=1e-12)
-    jaxpr = jax.make_jaxpr(jax.vmap(solve))(vectors)
-    # No factorisation (no pivot search) inside the batched computation.
-    assert "abs" not in str(jaxpr)
+    solve = lambda v: lx.linear_solve(operator, v, solver, state=state).value
+    assert "abs" not in str(jax.make_jaxpr(jax.vmap(solve))(jnp.ones((100, 4))))
 
 
-@pytest.mark.parametrize(
-    "make_operator",
-    (
-        lambda m: lx.JacobianLinearOperator(
-            lambda x, _: m @ x, jnp.zeros(m.shape[0], m.dtype)
-        ),
-        lambda m: lx.FunctionLinearOperator(
-            lambda x: m @ x, jax.ShapeDtypeStruct((m.shape[0],), m.dtype)
-        ),
-    ),
-    ids=("jacobian", "function"),
-)
-def test_other_operators(getkey, make_operator):
-    matrix = make_matrix(getkey(), frozenset(), 3, jnp.float64)
-    vector = random(getkey(), (3,), jnp.float64)
-    x = lx.linear_solve(make_operator(matrix), vector, lxk.UnrolledSmallLU()).value
-    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, vector), rtol=1e-12)
-
-
-def test_errors():
-    with pytest.raises(ValueError, match="square"):
-        lx.linear_solve(
-            lx.MatrixLinearOperator(jnp.ones((3, 2))),
-            jnp.ones(3),
-            lxk.UnrolledSmallLU(),
-        )
+def test_max_size():
     big = _MAX + 1
     with pytest.raises(ValueError, match=rf"size {big}.*max_size={_MAX}.*lx.LU"):
         lx.linear_solve(
@@ -219,42 +218,8 @@ def test_errors():
         )
     with pytest.raises(ValueError, match="at least 1"):
         lxk.UnrolledSmallLU(max_size=0)
-
-
-def test_max_size_can_be_raised():
-    d = _MAX + 1
-    matrix = jnp.eye(d) * 2.0 + jnp.diag(jnp.ones(d - 1), 1)
+    matrix = jnp.eye(big) * 2.0 + jnp.diag(jnp.ones(big - 1), 1)
     x = lx.linear_solve(
-        lx.MatrixLinearOperator(matrix), jnp.ones(d), lxk.UnrolledSmallLU(max_size=d)
+        lx.MatrixLinearOperator(matrix), jnp.ones(big), lxk.UnrolledSmallLU(max_size=big)
     ).value
-    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, jnp.ones(d)), rtol=1e-12)
-
-
-def test_conj_state_is_conj_of_matrix_not_adjoint(getkey):
-    # lineax 0.1.1's `LU.conj` solves with A^H instead of conj(A); ours must not.
-    matrix = make_matrix(getkey(), frozenset(), 3, jnp.complex128)
-    vector = random(getkey(), (3,), jnp.complex128)
-    solver = lxk.UnrolledSmallLU()
-    state, _ = solver.conj(solver.init(lx.MatrixLinearOperator(matrix), {}), {})
-    x, _, _ = solver.compute(state, vector, {})
-    np.testing.assert_allclose(x, jnp.linalg.solve(matrix.conj(), vector), rtol=1e-12)
-
-
-@pytest.mark.parametrize("axes", ("both", "vector"))
-def test_materialised_sizes(axes):
-    # From size 5 on, each elimination step is materialised (`_materialise`).
-    d, n = 5, 300
-    rng = np.random.default_rng(0)
-    matrices = rng.standard_normal((n, d, d)) + d * np.eye(d)
-    vectors = rng.standard_normal((n, d))
-    if axes == "vector":
-        matrices = matrices[0]
-    solve = lambda m, v: (
-        lx.linear_solve(lx.MatrixLinearOperator(m), v, lxk.UnrolledSmallLU()).value
-    )
-    in_axes = (0 if axes == "both" else None, 0)
-    x = jax.jit(jax.vmap(solve, in_axes=in_axes))(matrices, vectors)
-    expected = np.linalg.solve(
-        np.broadcast_to(matrices, (n, d, d)), vectors[..., None]
-    )[..., 0]
-    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x, jnp.linalg.solve(matrix, jnp.ones(big)), rtol=1e-12)
