@@ -156,9 +156,9 @@ def _ffi_call_lowering(
     ctx, *args, target, results, core_ndims, result_core_ndims, attrs
 ):
     del results
-    (out_aval,) = ctx.avals_out
-    avals_in, avals_out = list(ctx.avals_in), [out_aval]
-    num_batch = len(out_aval.shape) - result_core_ndims[0]
+    unpadded_out = ctx.avals_out
+    avals_in, avals_out = list(ctx.avals_in), list(ctx.avals_out)
+    num_batch = len(avals_out[0].shape) - result_core_ndims[0]
     extra = {}
     pad = 0
     if num_batch:
@@ -181,8 +181,7 @@ def _ffi_call_lowering(
                 args[i] = hlo.reshape(
                     mlir.aval_to_ir_type(ctx.module_context, avals_in[i]), args[i]
                 )
-        if pad:
-            avals_out = [out_aval.update(shape=_pad(out_aval.shape, num_batch, pad))]
+        avals_out = [a.update(shape=_pad(a.shape, num_batch, pad)) for a in avals_out]
         extra["mhlo.frontend_attributes"] = mlir.ir.DictAttr.get(
             {"num_batch_dims": mlir.ir.StringAttr.get(str(num_batch + pad))}
         )
@@ -192,10 +191,13 @@ def _ffi_call_lowering(
         )
     rule = jax.ffi.ffi_lowering(target, extra_attributes=extra)
     ctx = ctx.replace(avals_in=avals_in, avals_out=avals_out)
-    (out,) = rule(ctx, *args, **dict(attrs))
+    outs = rule(ctx, *args, **dict(attrs))
     if pad:
-        out = hlo.reshape(mlir.aval_to_ir_type(ctx.module_context, out_aval), out)
-    return [out]
+        outs = [
+            hlo.reshape(mlir.aval_to_ir_type(ctx.module_context, a), x)
+            for a, x in zip(unpadded_out, outs)
+        ]
+    return outs
 
 
 def _pad(shape: tuple[int, ...], num_batch: int, pad: int) -> tuple[int, ...]:
