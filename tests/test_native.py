@@ -1,5 +1,5 @@
 # The native CPU backend: its switch, its fallback, batching of the FFI call (nested
-# vmap, shared operands) and sharding over several devices.
+# vmap, shared operands). Sharding: tests/test_sharding.py.
 import os
 import subprocess
 import sys
@@ -187,35 +187,3 @@ def test_one_matrix_many_vectors_is_not_copied(backend):
     np.testing.assert_allclose(
         jax.jit(solve)(m, v), np.linalg.solve(m, np.asarray(v).T).T, rtol=1e-12
     )
-
-
-_SHARDED = """
-import jax, jax.numpy as jnp, lineax as lx, lineax_kernels as lxk, numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
-jax.config.update("jax_enable_x64", True)
-assert len(jax.devices()) == 2
-mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
-sharding = NamedSharding(mesh, P("batch"))
-rng = np.random.default_rng(0)
-a = rng.standard_normal((64, 3, 3)) + 3 * np.eye(3)
-b = rng.standard_normal((64, 3))
-a_s, b_s = jax.device_put(a, sharding), jax.device_put(b, sharding)
-for backend in ("native", "jax"):
-    solver = lxk.UnrolledSmallLU(backend=backend)
-    solve = jax.jit(jax.vmap(
-        lambda m, v: lx.linear_solve(lx.MatrixLinearOperator(m), v, solver).value))
-    compiled = solve.lower(a_s, b_s).compile()
-    hlo = compiled.as_text()
-    x = solve(a_s, b_s)
-    np.testing.assert_allclose(x, np.linalg.solve(a, b[..., None])[..., 0], rtol=1e-10)
-    print(backend, "all-gather" in hlo, "all-to-all" in hlo,
-          ("lxk_small_lu_solve" in hlo), x.sharding.is_equivalent_to(sharding, 2))
-"""
-
-
-def test_sharded_batch_runs_shard_locally():
-    out = _run(_SHARDED, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    native, pure = out.splitlines()
-    # No collective moves A or b; the output is sharded like the input.
-    assert native == "native False False True True"
-    assert pure == "jax False False False True"

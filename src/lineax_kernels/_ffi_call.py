@@ -2,7 +2,9 @@
 FFI call whose leading operand dimensions are batch dimensions. Its batching rule
 keeps an operand shared by the whole batch unbatched (the kernel sees it once), and
 its lowering marks the batch dimensions for XLA's partitioners (`num_batch_dims`,
-and a Shardy rule), so that a sharded batch is solved shard-locally."""
+and a Shardy rule), so that a sharded batch is solved shard-locally: batched
+operands and the result stay sharded along the batch, shared operands replicated.
+"""
 
 import functools as ft
 import itertools as it
@@ -13,6 +15,7 @@ import jax
 import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.mlir.dialects import stablehlo as hlo
 from jax.interpreters import batching, mlir
 
 
@@ -153,20 +156,52 @@ def _ffi_call_lowering(
     ctx, *args, target, results, core_ndims, result_core_ndims, attrs
 ):
     del results
+    unpadded_out = ctx.avals_out
+    avals_in, avals_out = list(ctx.avals_in), list(ctx.avals_out)
+    num_batch = len(avals_out[0].shape) - result_core_ndims[0]
     extra = {}
-    num_batch = len(ctx.avals_out[0].shape) - result_core_ndims[0]
-    if num_batch and all(
-        len(a.shape) - c == num_batch for a, c in zip(ctx.avals_in, core_ndims)
-    ):
+    pad = 0
+    if num_batch:
+        # XLA's batch partitioner (`register_ffi_target_as_batch_partitionable`)
+        # splits every operand along its leading `num_batch_dims` dimensions, and
+        # replicates an operand of lower rank. So that an operand shared by the
+        # whole batch (it has only its per-system dimensions) is replicated rather
+        # than split, the batched operands and the result get `pad` extra batch
+        # dimensions of size 1, making the batch rank exceed every shared operand's
+        # rank. (The kernels treat all leading dimensions as one batch, so the
+        # size-1 ones change nothing there.)
+        shared = [
+            c for a, c in zip(ctx.avals_in, core_ndims) if len(a.shape) == c
+        ]
+        pad = max([num_batch] + [c + 1 for c in shared]) - num_batch
+        args = list(args)
+        for i, (a, c) in enumerate(zip(ctx.avals_in, core_ndims)):
+            if len(a.shape) > c and pad:
+                avals_in[i] = a.update(shape=_pad(a.shape, num_batch, pad))
+                args[i] = hlo.reshape(
+                    mlir.aval_to_ir_type(ctx.module_context, avals_in[i]), args[i]
+                )
+        avals_out = [a.update(shape=_pad(a.shape, num_batch, pad)) for a in avals_out]
         extra["mhlo.frontend_attributes"] = mlir.ir.DictAttr.get(
-            {"num_batch_dims": mlir.ir.StringAttr.get(str(num_batch))}
+            {"num_batch_dims": mlir.ir.StringAttr.get(str(num_batch + pad))}
         )
     if jax.config.jax_use_shardy_partitioner:
         extra["sdy.sharding_rule"] = mlir.ir.Attribute.parse(
-            _sharding_rule(ctx.avals_in, ctx.avals_out, core_ndims, result_core_ndims)
+            _sharding_rule(avals_in, avals_out, core_ndims, result_core_ndims)
         )
     rule = jax.ffi.ffi_lowering(target, extra_attributes=extra)
-    return rule(ctx, *args, **dict(attrs))
+    ctx = ctx.replace(avals_in=avals_in, avals_out=avals_out)
+    outs = rule(ctx, *args, **dict(attrs))
+    if pad:
+        outs = [
+            hlo.reshape(mlir.aval_to_ir_type(ctx.module_context, a), x)
+            for a, x in zip(unpadded_out, outs)
+        ]
+    return outs
+
+
+def _pad(shape: tuple[int, ...], num_batch: int, pad: int) -> tuple[int, ...]:
+    return shape[:num_batch] + (1,) * pad + shape[num_batch:]
 
 
 mlir.register_lowering(ffi_call_p, _ffi_call_lowering, platform="cpu")

@@ -19,10 +19,11 @@ than `jax.ffi.ffi_call`, for two reasons:
     operands, which the kernels treat as one more batch dimension. An operand
     shared by the whole batch (one matrix, many right-hand sides) stays unbatched,
     so the kernel sees it once rather than a broadcast copy per system.
-2. Sharding: the lowering carries a Shardy sharding rule that says the leading
-    dimensions are batch dimensions and the others must be replicated. With it a
-    solve whose batch is sharded over several devices runs shard-locally; a plain
-    `ffi_call` all-gathers its operands and runs the whole batch on every device.
+2. Sharding: the lowering marks the leading dimensions as batch dimensions for
+    XLA's batch partitioner and for Shardy (and the others as replicated). With it
+    a solve whose batch is sharded over several devices runs shard-locally, shared
+    operands replicated; a plain `ffi_call` all-gathers its operands and runs the
+    whole batch on every device.
 """
 
 import ctypes
