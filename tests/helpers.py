@@ -14,6 +14,11 @@ import numpy as np
 periodic_tridiagonal_tag = "lxk.periodic_tridiagonal"
 block_tridiagonal_tag = "lxk.block_tridiagonal(k=2)"
 _BLOCK_SIZE = 2
+# Non-square shapes: a matrix made with one of these is (size + 2, size) or
+# (size, size + 2). Solvers that take them give the least-squares or minimum-norm
+# solution, so the reference is `lstsq`.
+tall_tag = "lxk.tall(+2)"
+wide_tag = "lxk.wide(+2)"
 
 # One list of the solvers; every generic contract test (solve, vmap, jvp, transpose,
 # conj, singular) runs over it. Adding a solver takes one line here.
@@ -46,6 +51,12 @@ solvers_tags_reference = [
     (lxk.SmallAuto(), frozenset([lx.upper_triangular_tag]), lx.Triangular()),
     (lxk.PeriodicTridiagonal(), frozenset([periodic_tridiagonal_tag]), lx.LU()),
     (lxk.BlockTridiagonal(), frozenset([block_tridiagonal_tag]), lx.LU()),
+    (lxk.UnrolledSmallQR(), frozenset(), lx.QR()),
+    (lxk.UnrolledSmallQR(), frozenset([tall_tag]), lx.QR()),
+    (lxk.UnrolledSmallQR(), frozenset([wide_tag]), lx.QR()),
+    (lxk.UnrolledSmallQR(backend="jax"), frozenset([tall_tag]), lx.QR()),
+    (lxk.UnrolledSmallQR(backend="jax"), frozenset([wide_tag]), lx.QR()),
+    (lxk.SmallAuto(), frozenset([tall_tag]), lx.QR()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
 solvers = [s for s, _, _ in solvers_tags_reference]
@@ -72,14 +83,32 @@ def random(key, shape, dtype):
     return jr.normal(key, shape, dtype=dtype)
 
 
+def shape_of(tags, size):
+    """The shape of the matrices `make_matrix` makes for `tags`."""
+    if tall_tag in tags:
+        return (size + 2, size)
+    if wide_tag in tags:
+        return (size, size + 2)
+    return (size, size)
+
+
+def reference_solve(matrix, vector):
+    """The dense reference: `jnp.linalg.solve`, or `lstsq` for a non-square matrix
+    (the least-squares or minimum-norm solution)."""
+    if matrix.shape[0] != matrix.shape[1]:
+        return jnp.linalg.lstsq(matrix, vector)[0]
+    return jnp.linalg.solve(matrix, vector)
+
+
 def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
     """A random matrix with the structure that `tags` promise, with condition number
-    at most `max_cond` (resampled until it is). Positive (negative) semidefinite
+    at most `max_cond` (resampled until it is); of shape `shape_of(tags, size)`.
+    Positive (negative) semidefinite
     means Hermitian positive (negative) definite; triangular matrices get a diagonal
     shifted away from zero (all ones with `unit_diagonal_tag`)."""
     while True:
         key, subkey = jr.split(key)
-        matrix = random(subkey, (size, size), dtype)
+        matrix = random(subkey, shape_of(tags, size), dtype)
         if lx.tridiagonal_tag in tags:
             matrix = (
                 jnp.diag(jnp.diag(matrix))

@@ -15,6 +15,7 @@ from ._solver import (
     SmallAuto as SmallAuto,
     UnrolledSmallCholesky as UnrolledSmallCholesky,
     UnrolledSmallLU as UnrolledSmallLU,
+    UnrolledSmallQR as UnrolledSmallQR,
     UnrolledSmallTriangular as UnrolledSmallTriangular,
 )
 

@@ -45,6 +45,7 @@ _TARGETS = {
     "lxk_small_cholesky_solve": "LxkSmallCholeskySolve",
     "lxk_small_triangular_solve": "LxkSmallTriangularSolve",
     "lxk_tridiagonal_solve": "LxkTridiagonalSolve",
+    "lxk_small_qr_solve": "LxkSmallQrSolve",
 }
 
 # The compiled library: an extension module (so that it installs, and is found,

@@ -1,0 +1,130 @@
+from typing import Any, TypeAlias
+
+import equinox.internal as eqxi
+import lineax as lx
+import lineax.internal as lxi
+from jaxtyping import Array, Inexact, PyTree
+
+from .. import _native
+from .._kernels import small_qr
+
+
+# The state holds the matrix itself, not its factors: `compute` factorises and
+# applies the reflectors in one pass (on CPU in one native kernel, which reads the
+# matrix once and writes only the solution), as `UnrolledSmallLU` does. One matrix
+# with a batch of right-hand sides is still factorised once (in the kernels'
+# batching). The static flags say whether to solve with the transpose and/or the
+# conjugate, so that `transpose` and `conj` cost nothing.
+_UnrolledSmallQRState: TypeAlias = tuple[
+    Inexact[Array, "m n"], lxi.PackedStructures, eqxi.Static
+]
+
+
+class UnrolledSmallQR(lx.AbstractLinearSolver[_UnrolledSmallQRState]):
+    """Householder QR for small dense operators of any shape, with the contract of
+    [`lineax.QR`][]: the least-squares solution for a tall operator, the
+    minimum-norm solution for a wide one, the ordinary solve for a square one. For
+    many small systems under `jax.vmap` (the Jacobians of a batch of Gauss-Newton or
+    Levenberg-Marquardt steps) it is many times faster than `lineax.QR` or
+    `jnp.linalg.lstsq`, which call LAPACK once per matrix.
+
+    This solver assumes a full-rank operator, as `lineax.QR` does. An exactly
+    rank-deficient one (a zero where `R` has its diagonal) produces a non-finite
+    solution, so that `lineax.linear_solve` reports `RESULTS.singular`; so does
+    non-finite input. Use [`lineax.SVD`][] for rank-deficient operators.
+
+    There are two kernels, chosen per platform inside one compiled program:
+
+    - On CPU, a native C++ kernel (compiled when the package is installed, called
+        through the XLA FFI) that solves a tile of systems at once, one system per
+        SIMD lane, factorisation and the application of $Q^H$ to the right-hand side
+        fused. It has a straight-line instantiation for each smaller dimension up
+        to 8 and a looped one above.
+    - On GPU/TPU (and on CPU with `backend="jax"`), pure JAX: one step of a few
+        whole-matrix operations per column.
+
+    `transpose` and `conj` reuse the state for free. Wide operators are solved
+    through the QR of their conjugate transpose.
+    """
+
+    max_size: int = 16
+    max_long_size: int = 256
+    backend: _native.Backend = "auto"
+
+    def __check_init__(self):
+        if isinstance(self.max_size, int) and self.max_size < 1:
+            raise ValueError("`UnrolledSmallQR(max_size=...)` must be at least 1.")
+        if isinstance(self.max_long_size, int) and self.max_long_size < 1:
+            raise ValueError(
+                "`UnrolledSmallQR(max_long_size=...)` must be at least 1."
+            )
+        _native.check_backend(self.backend)
+
+    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
+        del options
+        m, n = operator.out_size(), operator.in_size()
+        if min(m, n) == 0:
+            raise ValueError("`UnrolledSmallQR` cannot solve a system of size 0.")
+        small, large = sorted((m, n))
+        if small > self.max_size or large > self.max_long_size:
+            raise ValueError(
+                f"`UnrolledSmallQR` got an operator of shape ({m}, {n}), above its "
+                f"limits `max_size={self.max_size}` (on the smaller dimension) and "
+                f"`max_long_size={self.max_long_size}` (on the larger). Use "
+                "`lx.QR()` instead."
+            )
+        packed_structures = lxi.pack_structures(operator)
+        return operator.as_matrix(), packed_structures, eqxi.Static((False, False))
+
+    def compute(
+        self,
+        state: _UnrolledSmallQRState,
+        vector: PyTree[Array],
+        options: dict[str, Any],
+    ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
+        matrix, packed_structures, flags = state
+        del state, options
+        transpose, conj = flags.value
+        vector = lxi.ravel_vector(vector, packed_structures)
+        solution = small_qr.solve(
+            matrix, vector, transpose=transpose, conj=conj, backend=self.backend
+        )
+        solution = lxi.unravel_solution(solution, packed_structures)
+        return solution, lx.RESULTS.successful, {}
+
+    def transpose(self, state: _UnrolledSmallQRState, options: dict[str, Any]):
+        matrix, packed_structures, flags = state
+        transpose, conj = flags.value
+        transposed_packed_structures = lxi.transpose_packed_structures(
+            packed_structures
+        )
+        transpose_state = (
+            matrix,
+            transposed_packed_structures,
+            eqxi.Static((not transpose, conj)),
+        )
+        return transpose_state, options
+
+    def conj(self, state: _UnrolledSmallQRState, options: dict[str, Any]):
+        # conj(op(A)) for op = identity or transpose is op(conj(A)).
+        matrix, packed_structures, flags = state
+        transpose, conj = flags.value
+        conj_state = (matrix, packed_structures, eqxi.Static((transpose, not conj)))
+        return conj_state, options
+
+    def assume_full_rank(self):
+        return True
+
+
+UnrolledSmallQR.__init__.__doc__ = """**Arguments:**
+
+- `max_size`: the largest smaller dimension, `min(m, n)`, accepted (default 16).
+- `max_long_size`: the largest larger dimension, `max(m, n)`, accepted (default
+    256). Above either limit `init` raises a `ValueError`; use [`lineax.QR`][]
+    there. Raising them works.
+- `backend`: `"auto"` (default: the native kernel on CPU if it is available, pure
+    JAX elsewhere; the environment variable `LINEAX_KERNELS_BACKEND=jax` or
+    `=native` overrides it), `"native"` (as `"auto"`, but an error if the native
+    kernel is unavailable) or `"jax"` (pure JAX everywhere). See
+    [`lineax_kernels.backend_info`][].
+"""
