@@ -179,6 +179,13 @@ def test_example_batched_newton():
         assert tree_allclose(ys, y_default, rtol=_rtol, atol=_atol)
 
 
+def test_example_batched_curve_fit():
+    results = _load_example("batched_curve_fit").main(n_fits=16, repeat=1)
+    (gn_default, _), (gn_ours, _), (lm_default, _), (lm_ours, _) = results.values()
+    assert tree_allclose(gn_ours, gn_default, rtol=_rtol, atol=_atol)
+    assert tree_allclose(lm_ours, lm_default, rtol=_rtol, atol=_atol)
+
+
 def test_example_implicit_diffusion():
     results = _load_example("implicit_diffusion").main(
         n=16, batch=4, n_steps=5, repeat=1

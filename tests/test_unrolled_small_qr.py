@@ -86,7 +86,7 @@ _families = ("random", "cond_1e8", "graded")
 # The sizes where the code paths change: one column or row; tall, wide and square;
 # static (min(m, n) <= 8) and run-time sizes; the largest accepted.
 _shapes = [(4, 1), (1, 4), (6, 6), (20, 3), (3, 20), (12, 9), (9, 12)]
-_shapes += [(_MAX_LONG, _MAX)]
+_shapes += [(_MAX_LONG, 3), (_MAX + 2, _MAX)]
 
 
 @_backends
@@ -173,7 +173,9 @@ def test_shared_operand(shape, axes, backend):
     else:
         x = jax.jit(jax.vmap(solve, in_axes=(0, None)))(a, b[0])
         b = np.broadcast_to(b[0], b.shape)
-    expected = np.stack([np.linalg.lstsq(ai, bi, rcond=None)[0] for ai, bi in zip(a, b)])
+    expected = np.stack(
+        [np.linalg.lstsq(ai, bi, rcond=None)[0] for ai, bi in zip(a, b)]
+    )
     np.testing.assert_allclose(x, expected, rtol=1e-11, atol=1e-11)
 
 
@@ -205,7 +207,10 @@ def test_levenberg_marquardt_operator(getkey, dtype, backend):
     # operator (output structure (r, x)) with a PyTree input, against lx.QR.
     rng = np.random.default_rng(3)
     jac = _matrices("random", (10, 3), 1, rng, dtype)[0]
-    in_struct = {"a": jax.ShapeDtypeStruct((2,), dtype), "b": jax.ShapeDtypeStruct((), dtype)}
+    in_struct = {
+        "a": jax.ShapeDtypeStruct((2,), dtype),
+        "b": jax.ShapeDtypeStruct((), dtype),
+    }
 
     def fn(x):
         flat = jnp.concatenate([x["a"], x["b"][None]])
