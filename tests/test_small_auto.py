@@ -96,7 +96,6 @@ _dispatch_cases = [
     ("tall", 16, None, 4, lxk.UnrolledSmallQR),  # max_size is for square ones
     ("tall", 33, None, 16, _auto),
     ("tall", 3, False, 16, _auto),
-    ("wide", 3, True, 16, _auto),
 ]
 
 
