@@ -8,6 +8,13 @@
 #    (lxk.UnrolledSmallQR() vs its default lx.QR()), vmapped over N independent
 #    exponential-decay fits y = a exp(-k t) + c with m = 50 samples, n = 3 parameters.
 #    Reference: the same fits by scipy.optimize.least_squares in float64.
+# Typical output (quick profile, float64, a shared 2-core AMD EPYC with AVX-512,
+# jax 0.10.2, lineax 0.1.1, NumPy 2.4.6), time per system, native kernel:
+#   (20, 3) 321 ns: 16x vmapped lx.QR, 13x NumPy qr + triangular solve, 0.7x floor
+#   (50, 4) 632 ns: 12x, 11x, 1.7x floor     (100, 6) 2.52 us: 8.3x, 7.8x, 1.9x
+#   (200, 8) 8.75 us: 6.6x, 5.7x, 3.8x floor (64, 16) 6.98 us: 7.3x, 7.1x, 3.2x
+#   GaussNewton, 1000 fits: 2.1x the default; LevenbergMarquardt: 1.8x.
+# The pure-JAX kernel is 0.2-0.5x the best alternative on CPU (it is for GPU/TPU).
 import jax
 import jax.numpy as jnp
 import lineax as lx
