@@ -22,6 +22,7 @@ from . import (
     _report,
     _small_dense,
     _small_psd,
+    _small_qr,
     _tridiagonal,
 )
 from ._harness import PROFILES, run_case
@@ -30,6 +31,7 @@ from ._harness import PROFILES, run_case
 SUITES = [
     _small_dense.SUITE,
     _small_psd.SUITE,
+    _small_qr.SUITE,
     _batched_rhs.SUITE,
     _tridiagonal.SUITE,
     _periodic_block.PERIODIC,

@@ -303,6 +303,15 @@ LXK_INLINE typename Lanes<T>::E SplatElem(T x) {
   }
 }
 
+// Sum of NonFinite over n entries: 0, or NaN if any entry is inf or NaN.
+template <typename E>
+LXK_INLINE auto NonFiniteSum(int n, const E* x) {
+  decltype(NonFinite(x[0])) acc{};
+#pragma GCC unroll 32
+  for (int e = 0; e < n; ++e) acc += NonFinite(x[e]);
+  return acc;
+}
+
 }  // namespace lxk
 
 #endif  // LINEAX_KERNELS_SIMD_H_

@@ -55,15 +55,6 @@ LXK_INLINE void PivotAndSwap(int d, int k, int from, E* a, E* b, V* perm) {
   }
 }
 
-// Sum of NonFinite over n entries: 0, or NaN if any entry is inf or NaN.
-template <typename E>
-LXK_INLINE auto NonFiniteSum(int n, const E* x) {
-  decltype(NonFinite(x[0])) acc{};
-#pragma GCC unroll 32
-  for (int e = 0; e < n; ++e) acc += NonFinite(x[e]);
-  return acc;
-}
-
 // Solves A x = b for one tile in place: `a` (d*d entries, row-major) is destroyed,
 // `b` (d entries) becomes x. Factorisation and substitution are fused, so A is
 // read once and nothing but x is written. A zero pivot gives inf/NaN in x; so does

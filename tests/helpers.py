@@ -128,6 +128,8 @@ _SOLVERS = [
     (lxk.SmallAuto, {}, frozenset([lx.upper_triangular_tag]), lx.Triangular(), None),
     (lxk.PeriodicTridiagonal, {}, frozenset([periodic_tridiagonal_tag]), lx.LU(), _dense),
     (lxk.BlockTridiagonal, {}, frozenset([block_tridiagonal_tag]), lx.LU(), _dense),
+    # Square operators here; tall and wide ones in test_unrolled_small_qr.py.
+    (lxk.UnrolledSmallQR, {}, frozenset(), lx.QR(), None),
 ]
 cases = [
     Case(solver, tags, reference, wrong)

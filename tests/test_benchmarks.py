@@ -32,6 +32,7 @@ _ROW_KEYS = {
 _SUITES = {
     "small_dense",
     "small_psd",
+    "small_qr",
     "batched_rhs",
     "tridiagonal",
     "periodic",

@@ -91,8 +91,10 @@ _dispatch_cases = [
     ("psd", 7, None, 6, _auto),
     ("psd", 5, False, 16, _auto),
     ("nsd", 17, None, 16, _auto),
-    ("tall", 3, None, 16, _auto),
-    ("wide", 3, None, 16, _auto),
+    ("tall", 3, None, 16, lxk.UnrolledSmallQR),
+    ("wide", 3, None, 16, lxk.UnrolledSmallQR),
+    ("tall", 16, None, 4, lxk.UnrolledSmallQR),  # max_size is for square ones
+    ("tall", 33, None, 16, _auto),
     ("tall", 3, False, 16, _auto),
 ]
 
@@ -112,13 +114,14 @@ def test_dispatch(getkey, kind, size, well_posed, max_size, expected):
 
 def test_dispatch_custom_fallback(getkey):
     solver = lxk.SmallAuto(max_size=4, fallback=lx.QR())
-    for kind, size in [("dense", 5), ("diagonal", 3), ("psd", 5), ("tall", 3)]:
+    for kind, size in [("dense", 5), ("diagonal", 3), ("psd", 5), ("tall", 33)]:
         operator = _make_operator(getkey(), kind, size, jnp.float64)
         assert solver.select_solver(operator) == lx.QR()
     for kind, expected in [
         ("dense", lxk.UnrolledSmallLU),
         ("psd", lxk.UnrolledSmallCholesky),
         ("lower", lxk.UnrolledSmallTriangular),
+        ("tall", lxk.UnrolledSmallQR),
     ]:
         operator = _make_operator(getkey(), kind, 4, jnp.float64)
         assert type(solver.select_solver(operator)) is expected

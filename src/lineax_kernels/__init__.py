@@ -15,6 +15,7 @@ from ._solver import (
     SmallAuto as SmallAuto,
     UnrolledSmallCholesky as UnrolledSmallCholesky,
     UnrolledSmallLU as UnrolledSmallLU,
+    UnrolledSmallQR as UnrolledSmallQR,
     UnrolledSmallTriangular as UnrolledSmallTriangular,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "SmallAuto",
     "UnrolledSmallCholesky",
     "UnrolledSmallLU",
+    "UnrolledSmallQR",
     "UnrolledSmallTriangular",
 ]
 __version__ = importlib.metadata.version("lineax-kernels")

@@ -14,15 +14,15 @@ from .periodic_tridiagonal import PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal
 from .unrolled_small_cholesky import UnrolledSmallCholesky
 from .unrolled_small_lu import UnrolledSmallLU
+from .unrolled_small_qr import UnrolledSmallQR
 from .unrolled_small_triangular import UnrolledSmallTriangular
 
 
 # Which solver `init` chose, as a static string ("periodic", "block", "tridiagonal",
-# "small_triangular", "small_cholesky", "small_lu" or "fallback"), and that solver's
-# own state. As in
-# `lineax.AutoLinearSolver`, the state holds a token and not the solver itself: the
-# solver is rebuilt from `self` in `compute`, so the state carries no Python objects
-# beyond one hashable string.
+# "small_triangular", "small_cholesky", "small_lu", "small_qr" or "fallback"), and
+# that solver's own state. As in `lineax.AutoLinearSolver`, the state holds a token
+# and not the solver itself: the solver is rebuilt from `self` in `compute`, so the
+# state carries no Python objects beyond one hashable string.
 _SmallAutoState: TypeAlias = tuple[eqxi.Static, Any]
 
 
@@ -49,6 +49,9 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             - Else use [`lineax_kernels.UnrolledSmallLU`][].
         - Else use `fallback` (by default [`lineax.Triangular`][],
             [`lineax.Cholesky`][] or [`lineax.LU`][], by the same tags).
+    - If `well_posed=None` and the operator is not square, but its sizes fit the
+        limits of [`lineax_kernels.UnrolledSmallQR`][] (its defaults), then use
+        that: the least-squares or minimum-norm solution, as `lineax.QR` gives.
     - Else use `fallback`. By default that is `lineax.AutoLinearSolver(well_posed)`,
         which handles non-square operators with [`lineax.QR`][] when
         `well_posed=None`, raises an error for them when `well_posed=True`, and uses
@@ -111,12 +114,21 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             return UnrolledSmallCholesky(max_size=self.max_size, backend=self.backend)
         elif token == "small_lu":
             return UnrolledSmallLU(max_size=self.max_size, backend=self.backend)
+        elif token == "small_qr":
+            return UnrolledSmallQR(backend=self.backend)
         else:
             return self._fallback()
 
     def _select_token(self, operator: lx.AbstractLinearOperator) -> str:
         size = operator.in_size()
-        if self.well_posed is False or size != operator.out_size():
+        if self.well_posed is False:
+            return "fallback"
+        if size != operator.out_size():
+            if self.well_posed is None:
+                qr = UnrolledSmallQR()
+                small, large = sorted((size, operator.out_size()))
+                if 0 < small <= qr.max_size and large <= qr.max_long_size:
+                    return "small_qr"
             return "fallback"
         # By type, not by tag: lineax has no tags for these structures.
         if isinstance(operator, PeriodicTridiagonalLinearOperator):
