@@ -15,6 +15,7 @@ import numpy as np
 import tqdm
 
 from . import (
+    _banded,
     _batched_rhs,
     _end_to_end,
     _gradients,
@@ -34,6 +35,7 @@ SUITES = [
     _tridiagonal.SUITE,
     _periodic_block.PERIODIC,
     _periodic_block.BLOCK,
+    _banded.SUITE,
     _gradients.SUITE,
     _end_to_end.SUITE,
 ]

@@ -14,6 +14,8 @@ import numpy as np
 periodic_tridiagonal_tag = "lxk.periodic_tridiagonal"
 block_tridiagonal_tag = "lxk.block_tridiagonal(k=2)"
 _BLOCK_SIZE = 2
+banded_tag = "lxk.banded(lower=2, upper=1)"
+_BANDS = (2, 1)
 
 # One list of the solvers; every generic contract test (solve, vmap, jvp, transpose,
 # conj, singular) runs over it. Adding a solver takes one line here.
@@ -45,7 +47,19 @@ solvers_tags_reference = [
     ),
     (lxk.SmallAuto(), frozenset([lx.upper_triangular_tag]), lx.Triangular()),
     (lxk.PeriodicTridiagonal(), frozenset([periodic_tridiagonal_tag]), lx.LU()),
+    (
+        lxk.PeriodicTridiagonal(backend="jax"),
+        frozenset([periodic_tridiagonal_tag]),
+        lx.LU(),
+    ),
     (lxk.BlockTridiagonal(), frozenset([block_tridiagonal_tag]), lx.LU()),
+    (
+        lxk.BlockTridiagonal(backend="jax"),
+        frozenset([block_tridiagonal_tag]),
+        lx.LU(),
+    ),
+    (lxk.Banded(), frozenset([banded_tag]), lx.LU()),
+    (lxk.Banded(backend="jax"), frozenset([banded_tag]), lx.LU()),
 ]
 solvers_tags = [(s, t) for s, t, _ in solvers_tags_reference]
 solvers = [s for s, _, _ in solvers_tags_reference]
@@ -106,6 +120,10 @@ def make_matrix(key, tags, size, dtype, *, max_cond=100.0):
         if block_tridiagonal_tag in tags:
             i, j = np.indices((size, size)) // _BLOCK_SIZE
             matrix = jnp.where(np.abs(i - j) <= 1, matrix, 0)
+        if banded_tag in tags:
+            i, j = np.indices((size, size))
+            lower, upper = _BANDS
+            matrix = jnp.where((i - j <= lower) & (j - i <= upper), matrix, 0)
         if np.linalg.cond(np.asarray(matrix, dtype=np.complex128)) <= max_cond:
             return matrix
 
@@ -126,6 +144,8 @@ def operator_from(matrix, tags):
         return lxk.BlockTridiagonalLinearOperator(
             blocks[i, :, i, :], blocks[i[1:], :, i[:-1], :], blocks[i[:-1], :, i[1:], :]
         )
+    if banded_tag in tags:
+        return lxk.BandedLinearOperator.from_matrix(matrix, *_BANDS)
     if lx.tridiagonal_tag in tags:
         return lx.TridiagonalLinearOperator(
             jnp.diag(matrix), jnp.diag(matrix, -1), jnp.diag(matrix, 1)

@@ -61,6 +61,7 @@ _TARGETS = {
     "lxk_small_cholesky_solve": "LxkSmallCholeskySolve",
     "lxk_small_triangular_solve": "LxkSmallTriangularSolve",
     "lxk_tridiagonal_solve": "LxkTridiagonalSolve",
+    "lxk_banded_solve": "LxkBandedSolve",
 }
 
 # The compiled library: an extension module (so that it installs, and is found,
