@@ -21,4 +21,17 @@ from ._solver import (
 )
 
 
+__all__ = [
+    "backend_info",
+    "BlockTridiagonal",
+    "BlockTridiagonalLinearOperator",
+    "NativeBackendWarning",
+    "PeriodicTridiagonal",
+    "PeriodicTridiagonalLinearOperator",
+    "ScanTridiagonal",
+    "SmallAuto",
+    "UnrolledSmallCholesky",
+    "UnrolledSmallLU",
+    "UnrolledSmallTriangular",
+]
 __version__ = importlib.metadata.version("lineax-kernels")
