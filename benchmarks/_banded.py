@@ -6,6 +6,13 @@
 # (k x k blocks, bandwidth 2k - 1) are in the `block_tridiagonal` suite, periodic
 # ones in `periodic`; this suite adds the banded form of block tridiagonal systems
 # (`lower = upper = 2k - 1`) for the comparison with lxk.BlockTridiagonal.
+#
+# Typical output (AMD EPYC, 2 cores shared with other jobs: load ~15, so only the
+# larger ratios are meaningful; float64, jax 0.10, min of 5 calls), native kernel
+# against the scipy loop: pentadiagonal n = 1e6 one system 2.1x, 256 x 4096 2.0x;
+# bandwidth 3/5/7 (block k = 2, 3, 4), one system of 65 536: 10.7x / 8.9x / 2.3x,
+# 256 systems of 1024: 21x / 2.4x / 1.9x; bandwidth 15 (k = 8): 1.6x. The general
+# (non-straight-line) window, bandwidths other than 1, 2, 3, 5, 7, is ~3x slower.
 import jax
 import jax.numpy as jnp
 import lineax as lx

@@ -23,6 +23,8 @@ from ._solver import (
 
 __all__ = [
     "backend_info",
+    "Banded",
+    "BandedLinearOperator",
     "BlockTridiagonal",
     "BlockTridiagonalLinearOperator",
     "NativeBackendWarning",
