@@ -36,6 +36,7 @@ _SUITES = {
     "tridiagonal",
     "periodic",
     "block_tridiagonal",
+    "banded",
     "gradients",
     "end_to_end",
 }
