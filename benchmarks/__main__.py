@@ -15,6 +15,7 @@ import numpy as np
 import tqdm
 
 from . import (
+    _banded,
     _batched_rhs,
     _end_to_end,
     _gradients,
@@ -36,6 +37,7 @@ SUITES = [
     _tridiagonal.SUITE,
     _periodic_block.PERIODIC,
     _periodic_block.BLOCK,
+    _banded.SUITE,
     _gradients.SUITE,
     _end_to_end.SUITE,
 ]

@@ -99,10 +99,13 @@ def _sherman_morrison_lineax(diagonal, lower, upper, vector):
     return y - (v @ y) / (1 + v @ z) * z
 
 
-def _periodic_lxk(diagonal, lower, upper, vector):
-    operator = lxk.PeriodicTridiagonalLinearOperator(diagonal, lower, upper)
-    solver = lxk.PeriodicTridiagonal()
-    return lx.linear_solve(operator, vector, solver, throw=False).value
+def _periodic_lxk(backend):
+    def solve(diagonal, lower, upper, vector):
+        operator = lxk.PeriodicTridiagonalLinearOperator(diagonal, lower, upper)
+        solver = lxk.PeriodicTridiagonal(backend=backend)
+        return lx.linear_solve(operator, vector, solver, throw=False).value
+
+    return solve
 
 
 def _periodic_dense(diagonal, lower, upper, vector):
@@ -118,11 +121,14 @@ def _periodic_case(size, dtype) -> Case:
     data, cond = _periodic_data(generator, n, batch, dtype, corners)
     args = tuple(jnp.asarray(x) for x in data)
     methods = [
-        Method(
-            "lxk.PeriodicTridiagonal",
-            jit_once(jax.vmap(_periodic_lxk)),
-            args,
-            lxk=True,
+        *(
+            Method(
+                f"lxk.PeriodicTridiagonal ({label})",
+                jit_once(jax.vmap(_periodic_lxk(backend))),
+                args,
+                lxk=True,
+            )
+            for backend, label in (("native", "native"), ("jax", "pure JAX"))
         ),
         Method(
             "Sherman-Morrison, 2x vmap lx.Tridiagonal",
@@ -248,9 +254,13 @@ def _scipy_block(k):
     return solve
 
 
-def _block_lxk(d, l, u, vector):
-    operator = lxk.BlockTridiagonalLinearOperator(d, l, u)
-    return lx.linear_solve(operator, vector, lxk.BlockTridiagonal(), throw=False).value
+def _block_lxk(backend):
+    def solve(d, l, u, vector):
+        operator = lxk.BlockTridiagonalLinearOperator(d, l, u)
+        solver = lxk.BlockTridiagonal(backend=backend)
+        return lx.linear_solve(operator, vector, solver, throw=False).value
+
+    return solve
 
 
 def _block_dense(d, l, u, vector):
@@ -270,7 +280,15 @@ def _block_case(size, dtype) -> Case:
         np.asarray(banded, np.float64), data[3].astype(np.float64)
     )
     methods = [
-        Method("lxk.BlockTridiagonal", jit_once(jax.vmap(_block_lxk)), args, lxk=True),
+        *(
+            Method(
+                f"lxk.BlockTridiagonal ({label})",
+                jit_once(jax.vmap(_block_lxk(backend))),
+                args,
+                lxk=True,
+            )
+            for backend, label in (("native", "native"), ("jax", "pure JAX"))
+        ),
         Method(
             f"scipy solve_banded loop (bandwidth {2 * k - 1})",
             _scipy_block(k),

@@ -18,6 +18,8 @@ import numpy as np
 periodic_tridiagonal_tag = "lxk.periodic_tridiagonal"
 block_tridiagonal_tag = "lxk.block_tridiagonal(k=2)"
 _BLOCK_SIZE = 2
+banded_tag = "lxk.banded(lower=2, upper=1)"
+_BANDS = (2, 1)
 
 # The kernel paths of a solver with a `backend` field.
 backends = ("native", "jax")
@@ -128,6 +130,7 @@ _SOLVERS = [
     (lxk.SmallAuto, {}, frozenset([lx.upper_triangular_tag]), lx.Triangular(), None),
     (lxk.PeriodicTridiagonal, {}, frozenset([periodic_tridiagonal_tag]), lx.LU(), _dense),
     (lxk.BlockTridiagonal, {}, frozenset([block_tridiagonal_tag]), lx.LU(), _dense),
+    (lxk.Banded, {}, frozenset([banded_tag]), lx.LU(), _dense),
     # Square operators here; tall and wide ones in test_unrolled_small_qr.py.
     (lxk.UnrolledSmallQR, {}, frozenset(), lx.QR(), None),
 ]
@@ -174,6 +177,9 @@ def structure_mask(tags, size):
         mask &= (np.abs(i - j) <= 1) | (np.abs(i - j) == size - 1)
     if block_tridiagonal_tag in tags:
         mask &= np.abs(i // _BLOCK_SIZE - j // _BLOCK_SIZE) <= 1
+    if banded_tag in tags:
+        lower, upper = _BANDS
+        mask &= (i - j <= lower) & (j - i <= upper)
     return mask
 
 
@@ -230,6 +236,8 @@ def operator_from(matrix, tags):
         return lxk.BlockTridiagonalLinearOperator(
             blocks[i, :, i, :], blocks[i[1:], :, i[:-1], :], blocks[i[:-1], :, i[1:], :]
         )
+    if banded_tag in tags:
+        return lxk.BandedLinearOperator.from_matrix(matrix, *_BANDS)
     if lx.tridiagonal_tag in tags:
         return lx.TridiagonalLinearOperator(
             jnp.diag(matrix), jnp.diag(matrix, -1), jnp.diag(matrix, 1)

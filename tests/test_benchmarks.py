@@ -37,6 +37,7 @@ _SUITES = {
     "tridiagonal",
     "periodic",
     "block_tridiagonal",
+    "banded",
     "gradients",
     "end_to_end",
 }

@@ -74,7 +74,9 @@ def _problems(d, dtype, lower, unit, rng):
         # The last entry that the solve reads (the pivot, if not unit).
         i, j = (d - 1, 0) if lower else (0, d - 1)
         if d == 1:
-            if unit:
+            # Only the diagonal is read, and +inf there has the finite limit x = 0
+            # (as LAPACK's ?trtrs gives, and as for UnrolledSmallCholesky).
+            if unit or value == np.inf:
                 continue
             i, j = 0, 0
         spoiled[i, j] = value

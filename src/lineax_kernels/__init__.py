@@ -5,10 +5,12 @@ from ._native import (
     NativeBackendWarning as NativeBackendWarning,
 )
 from ._operator import (
+    BandedLinearOperator as BandedLinearOperator,
     BlockTridiagonalLinearOperator as BlockTridiagonalLinearOperator,
     PeriodicTridiagonalLinearOperator as PeriodicTridiagonalLinearOperator,
 )
 from ._solver import (
+    Banded as Banded,
     BlockTridiagonal as BlockTridiagonal,
     PeriodicTridiagonal as PeriodicTridiagonal,
     ScanTridiagonal as ScanTridiagonal,
@@ -22,6 +24,8 @@ from ._solver import (
 
 __all__ = [
     "backend_info",
+    "Banded",
+    "BandedLinearOperator",
     "BlockTridiagonal",
     "BlockTridiagonalLinearOperator",
     "NativeBackendWarning",

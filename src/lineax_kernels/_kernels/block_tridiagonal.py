@@ -5,15 +5,28 @@ Also serves the periodic tridiagonal solver, which folds its ring into 2 x 2 blo
 """
 
 import functools as ft
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Inexact, Int
 
-from .._misc import abs1, batch_innermost
+from .. import _native
+from .._misc import abs1, batch_innermost, nonfinite_guard
+from . import banded
 from .small_lu import lu_factor_entries, select
+
+
+class Flags(NamedTuple):
+    """`native`: whether the state holds the blocks (for `solve_via_bands`: the
+    native banded kernel on CPU) rather than the factors of `factor`; solve with
+    `op(A)`, as `_misc.Op`."""
+
+    native: bool
+    trans: bool = False
+    conj: bool = False
 
 
 # The LU factors of one block tridiagonal matrix with `n` block rows of `k x k`
@@ -338,7 +351,11 @@ def factor(diagonal, lower_diagonal, upper_diagonal, unroll: int) -> Factors:
     # lineax stops gradients through the state anyway; doing it here too keeps
     # autodiff away from `custom_vmap`, which has no reverse-mode rule.
     blocks = lax.stop_gradient((diagonal, lower_diagonal, upper_diagonal))
-    return _make_factor(unroll)(*blocks)
+    left, *rest = _make_factor(unroll)(*blocks)
+    # Non-finite input gives non-finite factors (so non-finite solutions), even
+    # where elimination would not carry it there.
+    guard = sum(nonfinite_guard(x) for x in blocks)
+    return (left + guard, *rest)
 
 
 @ft.partial(jax.jit, static_argnums=(2, 3))
@@ -352,3 +369,94 @@ def conj_factors(factors: Factors) -> Factors:
     # |Re| + |Im|, which conjugation leaves alone.
     left, upper1, upper2, perm, iperm = factors
     return left.conj(), upper1.conj(), upper2.conj(), perm, iperm
+
+
+@ft.cache
+def _band_table(n: int, k: int) -> np.ndarray:
+    """Static gather table for the band storage of a block tridiagonal matrix (`n`
+    block rows of `k x k` blocks) as a banded one with `2k - 1` sub- and
+    superdiagonals: `bands[r, j] = source[table[r, j]]`, where `source` is the
+    concatenation of the flattened diagonal, lower and upper blocks and a zero."""
+    kl = 2 * k - 1
+    size = n * k
+    r, j = np.indices((2 * kl + 1, size))
+    i = j + r - kl
+    bi, bj, ri, cj = i // k, j // k, i % k, j % k
+    entry = ri * k + cj
+    zero = (3 * n - 2) * k * k
+    table = np.full(r.shape, zero)
+    inside = (i >= 0) & (i < size)
+    table = np.where(inside & (bi == bj), bi * k * k + entry, table)
+    table = np.where(inside & (bi == bj + 1), n * k * k + bj * k * k + entry, table)
+    table = np.where(
+        inside & (bi + 1 == bj), (2 * n - 1) * k * k + bi * k * k + entry, table
+    )
+    return table
+
+
+def to_bands(
+    diagonal: Inexact[Array, "n k k"],
+    lower_diagonal: Inexact[Array, "n-1 k k"],
+    upper_diagonal: Inexact[Array, "n-1 k k"],
+) -> Inexact[Array, "w nk"]:
+    """The block tridiagonal matrix as a banded one with `2k - 1` sub- and
+    superdiagonals, in `scipy.linalg.solve_banded`'s layout (for the native banded
+    kernel)."""
+    n, k = diagonal.shape[:2]
+    source = jnp.concatenate(
+        [
+            diagonal.reshape(-1),
+            lower_diagonal.reshape(-1),
+            upper_diagonal.reshape(-1),
+            jnp.zeros((1,), diagonal.dtype),
+        ]
+    )
+    return source[_band_table(n, k)]
+
+
+@ft.cache
+def _block_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of `_band_table`: where each entry of the diagonal, lower and upper
+    blocks sits in the flattened band storage."""
+    kl = 2 * k - 1
+    size = n * k
+    b, r, c = np.indices((n, k, k))
+
+    def flat(block_row, block_column):
+        i, j = (
+            block_row * k + r[: len(block_row)],
+            block_column * k + c[: len(block_row)],
+        )
+        return (kl + i - j) * size + j
+
+    rows = np.arange(n)[:, None, None]
+    return (
+        flat(rows, rows),
+        flat(rows[1:], rows[:-1]),
+        flat(rows[:-1], rows[1:]),
+    )
+
+
+def from_bands(bands: Inexact[Array, "w nk"], n: int, k: int):
+    """The blocks of a block tridiagonal matrix from its band storage (`to_bands`)."""
+    flat = bands.reshape(-1)
+    return tuple(flat[t] for t in _block_tables(n, k))
+
+
+def solve_via_bands(blocks, vector, trans: bool, conj: bool, backend, unroll: int):
+    """Solves `op(A) x = b` for block tridiagonal A (`blocks`, `vector` of shape
+    `(n k,)`): on CPU with the native banded kernel on A's band storage (`2k - 1`
+    sub- and superdiagonals: ?gbtrf's partial pivoting, the same pivots as the block
+    elimination of `_factor_kernel`), elsewhere with the block kernels above."""
+    n, k = blocks[0].shape[:2]
+    bands = to_bands(*blocks)
+    flags = banded.Flags(lower=2 * k - 1, upper=2 * k - 1, trans=trans, conj=conj)
+
+    def pure(bands, vector, *, lower, upper, trans, conj):
+        del lower, upper
+        factors = factor(*from_bands(bands, n, k), unroll)
+        if conj:
+            factors = conj_factors(factors)
+        return solve(factors, vector.reshape(n, k), trans, unroll).reshape(n * k)
+
+    return _native.dispatch(banded.TARGET, pure, backend, flags, bands, vector)

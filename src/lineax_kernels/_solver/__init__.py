@@ -1,3 +1,4 @@
+from .banded import Banded as Banded
 from .block_tridiagonal import BlockTridiagonal as BlockTridiagonal
 from .periodic_tridiagonal import PeriodicTridiagonal as PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal as ScanTridiagonal

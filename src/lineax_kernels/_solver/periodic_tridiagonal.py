@@ -1,10 +1,11 @@
 from typing import Any
 
+import jax.lax as lax
 import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, PyTree
 
-from .. import _misc
+from .. import _misc, _native
 from .._kernels import block_tridiagonal, periodic_tridiagonal
 from .._operator import PeriodicTridiagonalLinearOperator
 
@@ -28,13 +29,21 @@ class PeriodicTridiagonal(lx.AbstractLinearSolver[_misc.State]):
     including those whose tridiagonal part without the corners is singular (where the
     Sherman-Morrison formula fails). A singular matrix (an exactly zero pivot) gives a
     non-finite solution, which `lineax.linear_solve` reports as `RESULTS.singular`.
+
+    **On CPU** (with the native kernels, `backend="auto"` or `"native"`) the folded
+    matrix is solved as the banded matrix it is (3 sub- and superdiagonals) by the
+    native kernel of [`lineax_kernels.Banded`][]: LAPACK `?gbtrf`'s partial
+    pivoting on the same folded matrix, with the same guarantee; the state then
+    holds the folded blocks, and `compute` factorises and solves in one pass.
     """
 
     unroll: int = 1
+    backend: _native.Backend = "auto"
 
     def __check_init__(self):
         if isinstance(self.unroll, int) and self.unroll < 1:
             raise ValueError("`PeriodicTridiagonal(unroll=...)` must be at least 1.")
+        _native.check_backend(self.backend)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         del options
@@ -51,8 +60,14 @@ class PeriodicTridiagonal(lx.AbstractLinearSolver[_misc.State]):
         bands = (operator.diagonal, operator.lower_diagonal, operator.upper_diagonal)
         _misc.check_dtypes("PeriodicTridiagonal", *bands)
         blocks = periodic_tridiagonal.fold_operator(*bands)
+        if _native.use_native(self.backend):
+            # (No autodiff rules for the native kernel: lineax stops gradients
+            # through the state anyway.)
+            blocks = lax.stop_gradient(blocks)
+            flags = block_tridiagonal.Flags(native=True)
+            return _misc.make_state(blocks, operator, flags)
         factors = block_tridiagonal.factor(*blocks, self.unroll)
-        return _misc.make_state(factors, operator, _misc.Op())
+        return _misc.make_state(factors, operator, block_tridiagonal.Flags(False))
 
     def compute(
         self, state: _misc.State, vector: PyTree[Array], options: dict[str, Any]
@@ -62,6 +77,17 @@ class PeriodicTridiagonal(lx.AbstractLinearSolver[_misc.State]):
         vector = _misc.ravel_vector(
             "PeriodicTridiagonal", vector, packed_structures, factors[0].dtype
         )
+        if op.value.native:
+            solution = periodic_tridiagonal.solve_via_bands(
+                factors,
+                vector,
+                op.value.trans,
+                op.value.conj,
+                self.backend,
+                self.unroll,
+            )
+            solution = lxi.unravel_solution(solution, packed_structures)
+            return solution, lx.RESULTS.successful, {}
         if op.value.conj:
             factors = block_tridiagonal.conj_factors(factors)
         # Q A^T Q^T = (Q A Q^T)^T: the transposed solve is the transposed folded one.
@@ -83,5 +109,9 @@ class PeriodicTridiagonal(lx.AbstractLinearSolver[_misc.State]):
 
 PeriodicTridiagonal.__init__.__doc__ = """**Arguments:**
 
-- `unroll`: number of scan steps to unroll; see `jax.lax.scan`.
+- `unroll`: number of scan steps to unroll in the pure-JAX kernel; see
+    `jax.lax.scan`.
+- `backend`: `"auto"` (default: the native banded kernel on CPU if it is
+    available, the pure-JAX block kernel elsewhere), `"native"` or `"jax"`; see
+    [`lineax_kernels.ScanTridiagonal`][].
 """

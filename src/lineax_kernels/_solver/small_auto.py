@@ -6,9 +6,11 @@ from jaxtyping import Array, PyTree
 
 from .. import _native
 from .._operator import (
+    BandedLinearOperator,
     BlockTridiagonalLinearOperator,
     PeriodicTridiagonalLinearOperator,
 )
+from .banded import Banded
 from .block_tridiagonal import BlockTridiagonal
 from .periodic_tridiagonal import PeriodicTridiagonal
 from .scan_tridiagonal import ScanTridiagonal
@@ -18,11 +20,11 @@ from .unrolled_small_qr import UnrolledSmallQR
 from .unrolled_small_triangular import UnrolledSmallTriangular
 
 
-# Which solver `init` chose, as a static string ("periodic", "block", "tridiagonal",
-# "small_triangular", "small_cholesky", "small_lu", "small_qr" or "fallback"), and
-# that solver's own state. As in `lineax.AutoLinearSolver`, the state holds a token
-# and not the solver itself: the solver is rebuilt from `self` in `compute`, so the
-# state carries no Python objects beyond one hashable string.
+# Which solver `init` chose, as a static string ("banded", "periodic", "block",
+# "tridiagonal", "small_triangular", "small_cholesky", "small_lu", "small_qr" or
+# "fallback"), and that solver's own state. As in `lineax.AutoLinearSolver`, the
+# state holds a token and not the solver itself: the solver is rebuilt from `self`
+# in `compute`, so the state carries no Python objects beyond one hashable string.
 _SmallAutoState: TypeAlias = tuple[eqxi.Static, Any]
 
 
@@ -36,7 +38,9 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             [`lineax_kernels.PeriodicTridiagonalLinearOperator`][], then use
             [`lineax_kernels.PeriodicTridiagonal`][]; if it is a
             [`lineax_kernels.BlockTridiagonalLinearOperator`][], then use
-            [`lineax_kernels.BlockTridiagonal`][] (any size).
+            [`lineax_kernels.BlockTridiagonal`][] (any size); if it is a
+            [`lineax_kernels.BandedLinearOperator`][], then use
+            [`lineax_kernels.Banded`][] (any size and bandwidth).
         - If the operator is diagonal, then use `fallback` (by default
             [`lineax.Diagonal`][]).
         - If the operator is tridiagonal, then use
@@ -102,10 +106,12 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
         return self.fallback
 
     def _lookup(self, token: str) -> lx.AbstractLinearSolver:
-        if token == "periodic":
-            return PeriodicTridiagonal()
+        if token == "banded":
+            return Banded(backend=self.backend)
+        elif token == "periodic":
+            return PeriodicTridiagonal(backend=self.backend)
         elif token == "block":
-            return BlockTridiagonal()
+            return BlockTridiagonal(backend=self.backend)
         elif token == "tridiagonal":
             return ScanTridiagonal(backend=self.backend)
         elif token == "small_triangular":
@@ -135,6 +141,8 @@ class SmallAuto(lx.AbstractLinearSolver[_SmallAutoState]):
             return "periodic"
         if isinstance(operator, BlockTridiagonalLinearOperator):
             return "block"
+        if isinstance(operator, BandedLinearOperator):
+            return "banded"
         if lx.is_diagonal(operator):
             return "fallback"
         if lx.is_tridiagonal(operator):
