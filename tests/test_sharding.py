@@ -9,6 +9,9 @@ import subprocess
 import sys
 import textwrap
 
+import lineax_kernels as lxk
+
+from .helpers import cases
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +43,7 @@ import json, re
 import jax, jax.numpy as jnp, jax.random as jr, lineax as lx, lineax_kernels as lxk
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
-from tests.helpers import make_matrix, operator_from, solvers_tags
+from tests.helpers import cases, make_matrix, operator_from
 
 jax.config.update("jax_enable_x64", True)
 assert len(jax.devices()) == 2
@@ -51,7 +54,8 @@ COLLECTIVE = re.compile(
 mesh = jax.make_mesh((2,), ("batch",), axis_types=(AxisType.Auto,))
 batched, shared = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
 seen = set()
-for solver, tags in solvers_tags:
+for case in cases:
+    solver, tags = case.solver, case.tags
     if type(solver) is lxk.SmallAuto or type(solver) in seen:
         continue
     seen.add(type(solver))
@@ -63,7 +67,6 @@ for solver, tags in solvers_tags:
         args = [x if ax == 0 else x[0] for x, ax in zip((matrices, vectors), in_axes)]
         placed = [jax.device_put(x, batched if ax == 0 else shared)
                   for x, ax in zip(args, in_axes)]
-        # Periodic and block tridiagonal have no native kernel (no `backend`).
         backends = ("native", "jax") if hasattr(solver, "backend") else ("auto",)
         expected = None
         for backend in backends:
@@ -92,7 +95,9 @@ for solver, tags in solvers_tags:
 
 def test_sharded_batch_every_solver_and_pattern_is_shard_local():
     results = _results(_python(_SHARDED, _TWO_DEVICES))
-    assert len(results) == (4 * 2 + 2) * 3
+    kinds = {type(c.solver) for c in cases if type(c.solver) is not lxk.SmallAuto}
+    # Every solver, on both kernel paths, with three batching patterns.
+    assert len(results) == len(kinds) * 2 * 3
     for r in results:
         assert r["collectives"] == [], r
         assert r["sharded_like_input"], r

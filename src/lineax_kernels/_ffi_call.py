@@ -170,9 +170,7 @@ def _ffi_call_lowering(
         # dimensions of size 1, making the batch rank exceed every shared operand's
         # rank. (The kernels treat all leading dimensions as one batch, so the
         # size-1 ones change nothing there.)
-        shared = [
-            c for a, c in zip(ctx.avals_in, core_ndims) if len(a.shape) == c
-        ]
+        shared = [c for a, c in zip(ctx.avals_in, core_ndims) if len(a.shape) == c]
         pad = max([num_batch] + [c + 1 for c in shared]) - num_batch
         args = list(args)
         for i, (a, c) in enumerate(zip(ctx.avals_in, core_ndims)):

@@ -39,6 +39,20 @@ def check_dtypes(solver: str, *arrays: Any) -> None:
         )
 
 
+def promote(solver: str, *arrays: Array) -> tuple[Array, ...]:
+    """The arrays of an operator whose dtype is that of `arrays[0]` (its structure's),
+    cast to that dtype where that loses nothing (e.g. a float32 coupling in a float64
+    operator); a `TypeError` where it would (a complex coupling in a real operator),
+    as lineax refuses such an operator too. (The constructors of this library's
+    operators promote their arrays; mixed arrays come only from rebuilding one
+    leaf by leaf.)"""
+    dtype = arrays[0].dtype
+    if jnp.result_type(*arrays) != dtype:
+        check_dtypes(solver, *arrays)
+    check_dtypes(solver, arrays[0])
+    return tuple(x.astype(dtype) for x in arrays)
+
+
 def abs1(x: Array) -> Array:
     """LAPACK's `cabs1`, $|\\mathrm{Re}\\, x| + |\\mathrm{Im}\\, x|$: the cheap
     magnitude that LAPACK's `?getrf` and `?gttrf` choose pivots by."""

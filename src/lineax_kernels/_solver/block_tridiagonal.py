@@ -65,7 +65,7 @@ class BlockTridiagonal(lx.AbstractLinearSolver[_misc.State]):
             operator.lower_diagonal,
             operator.upper_diagonal,
         )
-        _misc.check_dtypes("BlockTridiagonal", *blocks)
+        blocks = _misc.promote("BlockTridiagonal", *blocks)
         if _native.use_native(self.backend):
             # (No autodiff rules for the native kernel: lineax stops gradients
             # through the state anyway.)

@@ -58,7 +58,7 @@ class PeriodicTridiagonal(lx.AbstractLinearSolver[_misc.State]):
                 "tridiagonal operators, and `lx.LU()` for dense ones."
             )
         bands = (operator.diagonal, operator.lower_diagonal, operator.upper_diagonal)
-        _misc.check_dtypes("PeriodicTridiagonal", *bands)
+        bands = _misc.promote("PeriodicTridiagonal", *bands)
         blocks = periodic_tridiagonal.fold_operator(*bands)
         if _native.use_native(self.backend):
             # (No autodiff rules for the native kernel: lineax stops gradients
