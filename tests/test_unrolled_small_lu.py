@@ -22,14 +22,19 @@ from .helpers import (
 
 
 _MAX = lxk.UnrolledSmallLU().max_size
-_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 16, _MAX)
+# The sizes where the code path changes: each static native instantiation (1-8) and
+# the native run-time loop (9, 16, max_size); the pure-JAX straight-line code (the
+# same generator at every size up to 4) and its rolled loop (5 and up).
+_SIZES = {
+    "native": (1, 2, 3, 4, 5, 6, 7, 8, 9, 16, _MAX),
+    "jax": (1, 2, 4, 5, 9, _MAX),
+}
 _SIZES_32 = (2, 5, 9)
 
 
 def _params(full: bool):
-    sizes = range(1, _MAX + 1) if full else _SIZES
     for backend in backends:
-        for d in sizes:
+        for d in range(1, _MAX + 1) if full else _SIZES[backend]:
             for dtype in (np.float64, np.complex128):
                 yield backend, d, dtype
             if full or d in _SIZES_32:

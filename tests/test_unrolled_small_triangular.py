@@ -16,7 +16,12 @@ from .helpers import backends, backward_error, flag_matrices, flag_solves, flags
 
 
 _MAX = lxk.UnrolledSmallTriangular().max_size
-_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, _MAX)
+# The sizes where the code path changes: each static native instantiation (1-8) and
+# the native run-time loop (9, max_size); pure JAX: straight-line code up to 8, a rolled loop from 9.
+_SIZES = {
+    "native": (1, 2, 3, 4, 5, 6, 7, 8, 9, _MAX),
+    "jax": (1, 2, 8, 9, _MAX),
+}
 _SIZES_32 = (2, 8, 9)
 _KINDS = list(it.product((True, False), (True, False)))  # (lower, unit)
 
@@ -33,7 +38,7 @@ def pytest_generate_tests(metafunc):
         full = metafunc.config.getoption("--full")
         params = []
         for backend in backends:
-            for d in range(1, _MAX + 1) if full else _SIZES:
+            for d in range(1, _MAX + 1) if full else _SIZES[backend]:
                 dtypes = [np.float64, np.complex128]
                 if full or d in _SIZES_32:
                     dtypes += [np.float32, np.complex64]
