@@ -54,7 +54,7 @@ SUITE = Suite(
     name="small_dense",
     description="N small dense d x d systems (vmap over operator and rhs)",
     sizes={
-        "smoke": _sizes((2, 3, 6), 2e3),
+        "smoke": _sizes((3,), 2e3),
         "quick": _sizes((2, 4, 8, 16), 4e6),
         "full": _sizes((1, 2, 3, 4, 6, 8, 12, 16, 24, 32), 4e6),
     },

@@ -65,7 +65,7 @@ SUITE = Suite(
     name="small_psd",
     description="N small SPD d x d systems (vmap over operator and rhs)",
     sizes={
-        "smoke": _sizes((2, 3), 2e3),
+        "smoke": _sizes((3,), 2e3),
         "quick": _sizes((2, 4, 8, 16), 1e6),
         "full": _sizes((2, 3, 4, 6, 8, 12, 16), 4e6),
     },
