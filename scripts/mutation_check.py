@@ -157,13 +157,6 @@ MUTANTS = [
         "    return (left, *rest)\n",
         (_CONTRACT, "-k", "nonfinite and BlockTridiagonal-jax"),
     ),
-    Mutant(
-        "qr-dropped-guard-jax",
-        "pure-JAX QR without its non-finite guard",
-        "    return x + nonfinite_guard(matrix) + nonfinite_guard(vector)\n",
-        "    return x\n",
-        (_CONTRACT, "-k", "nonfinite and UnrolledSmallQR-jax"),
-    ),
     # ---- Native (csrc/) ------------------------------------------------------------
     Mutant(
         "lu-tie-native",
