@@ -163,7 +163,10 @@ def main():
     if args.replot:
         saved = json.loads((out / "weak_scaling.json").read_text())
         _plot(
-            saved["rows"], saved["cpu"], saved["cores"], saved["load"],
+            saved["rows"],
+            saved["cpu"],
+            saved["cores"],
+            saved["load"],
             out / "weak_scaling.png",
         )
         return

@@ -92,7 +92,11 @@ MUTANTS = [
         "pure-JAX forward substitution skips the last column before the diagonal",
         "        others = range(i + 1, d) if transpose else range(i)\n",
         "        others = range(i + 1, d) if transpose else range(max(i - 1, 0))\n",
-        ("tests/test_unrolled_small_triangular.py", "-k", "families and jax-d8-float64"),
+        (
+            "tests/test_unrolled_small_triangular.py",
+            "-k",
+            "families and jax-d8-float64",
+        ),
     ),
     Mutant(
         "tridiagonal-tie-jax",
@@ -113,21 +117,33 @@ MUTANTS = [
         "pure-JAX straight-line Cholesky (d <= 4) reads the upper triangle",
         "            acc = a[i][j]\n",
         "            acc = jnp.conj(a[j][i])\n",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d4-complex128"),
+        (
+            "tests/test_unrolled_small_cholesky.py",
+            "-k",
+            "families and jax-d4-complex128",
+        ),
     ),
     Mutant(
         "cholesky-upper-jax-rolled",
         "pure-JAX rolled Cholesky (d >= 5) reads the upper triangle",
         "    lower = jnp.where(rows[:, None] > rows[None, :], matrix, 0)\n",
         "    lower = jnp.where(rows[:, None] > rows[None, :], matrix.T.conj(), 0)\n",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d5-complex128"),
+        (
+            "tests/test_unrolled_small_cholesky.py",
+            "-k",
+            "families and jax-d5-complex128",
+        ),
     ),
     Mutant(
         "cholesky-dropped-conj-jax-rolled",
         "pure-JAX rolled Cholesky (d >= 5) ignores the conj flag",
         "_cholesky_solve_rolled(matrix.conj() if conj else matrix, vector)",
         "_cholesky_solve_rolled(matrix, vector)",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and jax-d5-complex128"),
+        (
+            "tests/test_unrolled_small_cholesky.py",
+            "-k",
+            "families and jax-d5-complex128",
+        ),
     ),
     Mutant(
         "block-tie-jax",
@@ -208,7 +224,11 @@ MUTANTS = [
         "native forward substitution skips the last column before the diagonal",
         "    for (int j = 0; j < i; ++j) acc = SubMul(acc, l[TriIndex(i, j)], b[j]);\n",
         "    for (int j = 0; j + 1 < i; ++j) acc = SubMul(acc, l[TriIndex(i, j)], b[j]);\n",
-        ("tests/test_unrolled_small_triangular.py", "-k", "families and native-d3-float64"),
+        (
+            "tests/test_unrolled_small_triangular.py",
+            "-k",
+            "families and native-d3-float64",
+        ),
     ),
     Mutant(
         "tridiagonal-tie-native",
@@ -222,14 +242,22 @@ MUTANTS = [
         "native tridiagonal elimination swaps when the subdiagonal is smaller",
         "    auto swap = Abs1(row.l) > Abs1(act.a);\n",
         "    auto swap = Abs1(row.l) < Abs1(act.a);\n",
-        ("tests/test_scan_tridiagonal.py", "-k", "families and native-pivoting-float64"),
+        (
+            "tests/test_scan_tridiagonal.py",
+            "-k",
+            "families and native-pivoting-float64",
+        ),
     ),
     Mutant(
         "cholesky-upper-native",
         "native Cholesky reads the upper triangle",
         "  const auto offsets = TriOffsets(d, false);\n  TileBuffer<D, E> at(",
         "  const auto offsets = TriOffsets(d, true);\n  TileBuffer<D, E> at(",
-        ("tests/test_unrolled_small_cholesky.py", "-k", "families and native-d3-complex128"),
+        (
+            "tests/test_unrolled_small_cholesky.py",
+            "-k",
+            "families and native-d3-complex128",
+        ),
     ),
     Mutant(
         "tridiagonal-dropped-guard-native-batch",
@@ -250,16 +278,24 @@ MUTANTS = [
         "native tridiagonal batch kernel ignores the conj flag",
         "  const bool cj = p.conj;\n  const E zero{};\n",
         "  const bool cj = false;\n  const E zero{};\n",
-        (_CONTRACT, "tests/test_scan_tridiagonal.py", "-k",
-         "(transpose_and_conj and ScanTridiagonal-native) or (families and native-pivoting)"),
+        (
+            _CONTRACT,
+            "tests/test_scan_tridiagonal.py",
+            "-k",
+            "(transpose_and_conj and ScanTridiagonal-native) or (families and native-pivoting)",
+        ),
     ),
     Mutant(
         "tridiagonal-dropped-conj-native-single",
         "native single-system tridiagonal kernel ignores the conj flag",
         "  const bool cj = p.conj;\n  auto D = ",
         "  const bool cj = false;\n  auto D = ",
-        (_CONTRACT, "tests/test_scan_tridiagonal.py", "-k",
-         "(transpose_and_conj and ScanTridiagonal-native) or (families and native-pivoting)"),
+        (
+            _CONTRACT,
+            "tests/test_scan_tridiagonal.py",
+            "-k",
+            "(transpose_and_conj and ScanTridiagonal-native) or (families and native-pivoting)",
+        ),
     ),
     Mutant(
         "banded-dropped-guard-native",
@@ -273,8 +309,12 @@ MUTANTS = [
         "native QR (one operator per right-hand side) without its non-finite guard",
         "    for (int i = 0; i < shape.cols; ++i) bt[i] = AddReal(bt[i], guard);\n    StoreTile",
         "    StoreTile",
-        (_CONTRACT, "tests/test_unrolled_small_qr.py", "-k",
-         "(nonfinite and UnrolledSmallQR-native) or (nonfinite and native)"),
+        (
+            _CONTRACT,
+            "tests/test_unrolled_small_qr.py",
+            "-k",
+            "(nonfinite and UnrolledSmallQR-native) or (nonfinite and native)",
+        ),
     ),
 ]
 
@@ -400,14 +440,23 @@ class Scratch:
             self.configured = True
         jobs = str(os.cpu_count() or 2)
         subprocess.run(
-            ["cmake", "--build", str(self.build), "--target", "_lineax_kernels_native",
-             "-j", jobs],
+            [
+                "cmake",
+                "--build",
+                str(self.build),
+                "--target",
+                "_lineax_kernels_native",
+                "-j",
+                jobs,
+            ],
             check=True,
             capture_output=True,
         )
         (built,) = [
-            p for p in self.build.rglob("_lineax_kernels_native*")
-            if p.suffix == ".so" or p.name.endswith(sysconfig.get_config_var("EXT_SUFFIX"))
+            p
+            for p in self.build.rglob("_lineax_kernels_native*")
+            if p.suffix == ".so"
+            or p.name.endswith(sysconfig.get_config_var("EXT_SUFFIX"))
         ]
         shutil.copy2(built, self.library)
 
@@ -440,8 +489,11 @@ def run(
                 out = scratch.python(*args, timeout=timeout)
                 baseline[tests] = out.returncode == 0
                 tail = (out.stdout + out.stderr).strip().splitlines()[-1:]
-                print(f"baseline {'passes' if baseline[tests] else 'FAILS '} "
-                      f"{' '.join(tests)}: {tail}", flush=True)
+                print(
+                    f"baseline {'passes' if baseline[tests] else 'FAILS '} "
+                    f"{' '.join(tests)}: {tail}",
+                    flush=True,
+                )
         for mutant in mutants:
             if baseline.get(mutant.tests, True) is False:
                 rows.append((mutant, "ERROR", "its tests fail without the mutant", 0.0))
@@ -460,7 +512,9 @@ def run(
                     try:
                         scratch.rebuild()
                     except subprocess.CalledProcessError as e:
-                        rows.append((mutant, "ERROR", f"build failed: {e.stderr[-300:]}", 0.0))
+                        rows.append(
+                            (mutant, "ERROR", f"build failed: {e.stderr[-300:]}", 0.0)
+                        )
                         continue
                 tests = ("tests",) if full_suite else mutant.tests
                 args = [*tests, "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
@@ -472,17 +526,23 @@ def run(
                 elapsed = time.monotonic() - start
                 if code == 1:
                     failed = [ln for ln in tail.splitlines() if ln.startswith("FAILED")]
-                    rows.append((mutant, "caught", failed[0] if failed else "", elapsed))
+                    rows.append(
+                        (mutant, "caught", failed[0] if failed else "", elapsed)
+                    )
                 elif code == 0:
                     rows.append((mutant, "MISSED", tail.splitlines()[-1], elapsed))
                 else:
-                    rows.append((mutant, "ERROR", f"pytest exit {code}: {tail[-300:]}", elapsed))
+                    rows.append(
+                        (mutant, "ERROR", f"pytest exit {code}: {tail[-300:]}", elapsed)
+                    )
             finally:
                 path.write_text(original)
                 if native:
                     scratch.restore_library()
-            print(f"{rows[-1][1]:7s} {mutant.name} ({rows[-1][3]:.0f} s) {rows[-1][2][:150]}",
-                  flush=True)
+            print(
+                f"{rows[-1][1]:7s} {mutant.name} ({rows[-1][3]:.0f} s) {rows[-1][2][:150]}",
+                flush=True,
+            )
     finally:
         scratch.close()
     print()
@@ -490,9 +550,14 @@ def run(
     print("|---|---|---|---|---|")
     for mutant, status, detail, elapsed in rows:
         detail = detail.replace("|", "/")[:120]
-        print(f"| {mutant.name} | {mutant.description} | {status} | {elapsed:.0f} | {detail} |")
+        print(
+            f"| {mutant.name} | {mutant.description} | {status} | {elapsed:.0f} | {detail} |"
+        )
     bad = [m.name for m, status, _, _ in rows if status != "caught"]
-    print(f"\n{len(rows) - len(bad)}/{len(rows)} caught" + (f"; not: {bad}" if bad else ""))
+    print(
+        f"\n{len(rows) - len(bad)}/{len(rows)} caught"
+        + (f"; not: {bad}" if bad else "")
+    )
     return 1 if bad else 0
 
 
@@ -520,8 +585,10 @@ def main() -> None:
             sys.exit(f"unknown mutants: {sorted(unknown)}")
         mutants = [m for m in MUTANTS if m.name in args.only]
     if args.python_only or args.native_only:
-        native = {m.name: _locate(ROOT, m.snippet).relative_to(ROOT).parts[0] == "csrc"
-                  for m in mutants}
+        native = {
+            m.name: _locate(ROOT, m.snippet).relative_to(ROOT).parts[0] == "csrc"
+            for m in mutants
+        }
         mutants = [m for m in mutants if native[m.name] == args.native_only]
     if args.list:
         for m in mutants:

@@ -51,7 +51,9 @@ class Case:
             if f.name != "backend" and value != f.default:
                 name += f".{f.name}_{value}"
         backend = getattr(self.solver, "backend", None)
-        tags = "+".join(sorted(str(t).split("_tag")[0].split(".")[-1] for t in self.tags))
+        tags = "+".join(
+            sorted(str(t).split("_tag")[0].split(".")[-1] for t in self.tags)
+        )
         return "-".join(x for x in (name, backend, tags) if x)
 
     @property
@@ -70,7 +72,9 @@ def _on_each_backend(cls, **kwargs) -> list:
     field, else once. (So a solver that gains `backend=` is tested on both paths with
     no change here.) `SmallAuto` runs on its default path only: it hands `backend` to
     the solvers it picks, whose rows cover both paths."""
-    if "backend" not in kwargs and "backend" in {f.name for f in dataclasses.fields(cls)}:
+    if "backend" not in kwargs and "backend" in {
+        f.name for f in dataclasses.fields(cls)
+    }:
         return [cls(**kwargs, backend=b) for b in backends]
     return [cls(**kwargs)]
 
@@ -85,7 +89,13 @@ _nonsquare = lambda: lx.MatrixLinearOperator(jnp.ones((3, 2)))
 _SOLVERS = [
     (lxk.UnrolledSmallLU, {}, frozenset(), lx.LU(), _nonsquare),
     (lxk.SmallAuto, _AUTO, frozenset(), lx.LU(), None),
-    (lxk.ScanTridiagonal, {}, frozenset([lx.tridiagonal_tag]), lx.Tridiagonal(), _dense),
+    (
+        lxk.ScanTridiagonal,
+        {},
+        frozenset([lx.tridiagonal_tag]),
+        lx.Tridiagonal(),
+        _dense,
+    ),
     (
         lxk.ScanTridiagonal,
         {"pivoting": False},
@@ -130,7 +140,13 @@ _SOLVERS = [
         _dense,
     ),
     (lxk.SmallAuto, _AUTO, frozenset([lx.upper_triangular_tag]), lx.Triangular(), None),
-    (lxk.PeriodicTridiagonal, {}, frozenset([periodic_tridiagonal_tag]), lx.LU(), _dense),
+    (
+        lxk.PeriodicTridiagonal,
+        {},
+        frozenset([periodic_tridiagonal_tag]),
+        lx.LU(),
+        _dense,
+    ),
     (lxk.BlockTridiagonal, {}, frozenset([block_tridiagonal_tag]), lx.LU(), _dense),
     (lxk.Banded, {}, frozenset([banded_tag]), lx.LU(), _dense),
     # Square operators here; tall and wide ones in test_unrolled_small_qr.py.

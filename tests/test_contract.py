@@ -49,12 +49,15 @@ def _ids(x):
 def _is_banded(case):
     # Operators with several array leaves (bands or blocks).
     return bool(
-        case.tags & {lx.tridiagonal_tag, periodic_tridiagonal_tag, block_tridiagonal_tag}
+        case.tags
+        & {lx.tridiagonal_tag, periodic_tridiagonal_tag, block_tridiagonal_tag}
     )
 
 
 def _is_definite(case):
-    return bool(case.tags & {lx.positive_semidefinite_tag, lx.negative_semidefinite_tag})
+    return bool(
+        case.tags & {lx.positive_semidefinite_tag, lx.negative_semidefinite_tag}
+    )
 
 
 def _is_triangular(case):
@@ -160,7 +163,10 @@ def test_vmap(getkey, case):
     inputs, expected = {}, {}
     for name, ((op_axis, vec_axis), op_batch, vec_batch) in _VMAP_PATTERNS.items():
         matrices = jnp.stack(
-            [perturb(getkey(), near, case.tags) for _ in range(max(op_batch, default=1))]
+            [
+                perturb(getkey(), near, case.tags)
+                for _ in range(max(op_batch, default=1))
+            ]
         )
         vectors = random(getkey(), (max(vec_batch, default=1), size), jnp.float64)
         if name == "axis_not_first":
@@ -189,7 +195,9 @@ def test_vmap(getkey, case):
 
     for name, (x, result) in solve_all(inputs).items():
         assert np.all(np.asarray(result) == lx.RESULTS.successful._value), name
-        np.testing.assert_allclose(x, expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            x, expected[name], rtol=1e-10, atol=1e-12, err_msg=name
+        )
 
 
 # Batch some of an operator's leaves (bands or blocks), share the others, with the
@@ -270,7 +278,10 @@ def test_jvp_and_grad(getkey, case):
         return tangent, jax.grad(loss, argnums=(0, 1))(leaves, vector)
 
     tangent, (grad_leaves, grad_b) = derivatives(leaves, vector, t_leaves, t_vector)
-    a, ta = np.asarray(rebuild(leaves).as_matrix()), np.asarray(rebuild(t_leaves).as_matrix())
+    a, ta = (
+        np.asarray(rebuild(leaves).as_matrix()),
+        np.asarray(rebuild(t_leaves).as_matrix()),
+    )
     x = np.linalg.solve(a, vector)
     np.testing.assert_allclose(
         tangent, np.linalg.solve(a, t_vector - ta @ x), rtol=1e-9, atol=1e-12
@@ -289,7 +300,9 @@ def test_singular_throws(case):
     size = _size(case)
     operator = operator_from(jnp.zeros((size, size), jnp.float64), case.tags)
     with pytest.raises(Exception, match="singular"):
-        jax.block_until_ready(lx.linear_solve(operator, jnp.ones(size), case.solver).value)
+        jax.block_until_ready(
+            lx.linear_solve(operator, jnp.ones(size), case.solver).value
+        )
 
 
 def _bad_entry(case):
@@ -329,7 +342,9 @@ def test_singular_and_nonfinite_input(getkey, case):
     if lx.unit_diagonal_tag not in case.tags:
         hows.append("zero")
     batch, bad = 7, 3
-    matrices = jnp.stack([case.matrix(getkey(), size, jnp.float64) for _ in range(batch)])
+    matrices = jnp.stack(
+        [case.matrix(getkey(), size, jnp.float64) for _ in range(batch)]
+    )
     vectors = random(getkey(), (batch, size), jnp.float64)
     alone = [_spoil(matrices[bad], vectors[bad], case, how) for how in hows]
     matrix, _, batch_result = alone[-1] if hows[-1] == "zero" else alone[1]
@@ -460,7 +475,7 @@ def test_mixed_dtypes_behave_as_lineax(getkey, case):
     matrix = case.matrix(getkey(), _size(case), jnp.complex128)
     leaves, rebuild = operator_leaves(matrix, case.tags)
     mixed = {**_MIXED, **(_MIXED_LEAVES if _is_banded(case) else {})}
-    problems, references = {}, {}
+    problems = {}
     for name, (leaf_dtypes, vector_dtype) in mixed.items():
         if len(leaf_dtypes) == 1:
             leaf_dtypes = leaf_dtypes * len(leaves)
@@ -483,7 +498,9 @@ def test_mixed_dtypes_behave_as_lineax(getkey, case):
     if problems:
         with jax.numpy_dtype_promotion("standard"):
             solve_all = lambda solver: jax.jit(
-                lambda ps: {k: _solve_leaves(solver, rebuild)(*p) for k, p in ps.items()}
+                lambda ps: {
+                    k: _solve_leaves(solver, rebuild)(*p) for k, p in ps.items()
+                }
             )(problems)
             expected, out = solve_all(case.reference), solve_all(case.solver)
         for name in problems:

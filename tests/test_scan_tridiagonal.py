@@ -88,14 +88,18 @@ _PARAMS = [
 @pytest.mark.parametrize(
     "backend, pivoting, dtype",
     _PARAMS,
-    ids=[f"{b}-{'pivoting' if p else 'thomas'}-{np.dtype(t).name}" for b, p, t in _PARAMS],
+    ids=[
+        f"{b}-{'pivoting' if p else 'thomas'}-{np.dtype(t).name}" for b, p, t in _PARAMS
+    ],
 )
 def test_families_against_lapack(backend, pivoting, dtype):
     rng = np.random.default_rng(0)
     solver = lxk.ScanTridiagonal(pivoting=pivoting, backend=backend)
 
     def solve(bands, vector):
-        sol = lx.linear_solve(lx.TridiagonalLinearOperator(*bands), vector, solver, throw=False)
+        sol = lx.linear_solve(
+            lx.TridiagonalLinearOperator(*bands), vector, solver, throw=False
+        )
         return sol.value, sol.result._value
 
     problems = {}
@@ -113,7 +117,9 @@ def test_families_against_lapack(backend, pivoting, dtype):
         for n, (_, families, singular, vectors, batch_vectors) in problems.items():
             one = [solve(f, v) for f, v in zip(families, vectors)]
             batched = [
-                jax.vmap(solve)(tuple(jnp.broadcast_to(x, (_BATCH,) + x.shape) for x in f), v)
+                jax.vmap(solve)(
+                    tuple(jnp.broadcast_to(x, (_BATCH,) + x.shape) for x in f), v
+                )
                 for f, v in zip(families, batch_vectors)
             ]
             bad = [solve(s, jnp.ones(n, dtype)) for s in singular]
@@ -128,9 +134,11 @@ def test_families_against_lapack(backend, pivoting, dtype):
     eps = np.finfo(dtype).eps
     for n, (names, families, singular, vectors, batch_vectors) in problems.items():
         one, batched, bad, flagged = out[n]
-        for name, x_op, op_matrix in zip(flags, flagged, flag_matrices(_bands_to_matrix(*families[-1]))):
+        for name, x_op, op_matrix in zip(
+            flags, flagged, flag_matrices(_bands_to_matrix(*families[-1]))
+        ):
             assert backward_error(op_matrix, x_op, vectors[-1]) <= 10 * n, (n, name)
-        for (x, result) in bad:
+        for x, result in bad:
             assert result == lx.RESULTS.singular._value, n
             assert not np.all(np.isfinite(x)), n
         for name, bands, v, bv, (x, r), (bx, br) in zip(
@@ -182,7 +190,9 @@ def test_nonfinite_input_is_singular(backend):
     for (n, pivoting, _), ((x, r), (bx, br)) in zip(problems, solve_all()):
         assert r == lx.RESULTS.singular._value, (n, pivoting)
         assert np.all(br == lx.RESULTS.singular._value), (n, pivoting)
-        assert not np.all(np.isfinite(x)) and not np.any(np.all(np.isfinite(bx), axis=1))
+        assert not np.all(np.isfinite(x)) and not np.any(
+            np.all(np.isfinite(bx), axis=1)
+        )
 
 
 @pytest.mark.parametrize("pivoting", (True, False))
@@ -197,7 +207,10 @@ def test_long_single_system(pivoting):
         operator = lx.TridiagonalLinearOperator(diagonal, lower, upper)
         xs = [
             lx.linear_solve(
-                operator, vector, lxk.ScanTridiagonal(pivoting=pivoting, backend=b), throw=False
+                operator,
+                vector,
+                lxk.ScanTridiagonal(pivoting=pivoting, backend=b),
+                throw=False,
             ).value
             for b in backends
         ]
@@ -214,15 +227,24 @@ def test_zero_diagonal_needs_pivoting():
     # The Thomas algorithm meets a zero pivot at once: RESULTS.singular, never a
     # finite wrong answer; with pivoting the same matrix is solved.
     n = 6
-    operator = lx.TridiagonalLinearOperator(jnp.zeros(n), jnp.ones(n - 1), jnp.ones(n - 1))
+    operator = lx.TridiagonalLinearOperator(
+        jnp.zeros(n), jnp.ones(n - 1), jnp.ones(n - 1)
+    )
     vector = jnp.arange(1.0, n + 1)
     for backend in backends:
         sol = lx.linear_solve(
-            operator, vector, lxk.ScanTridiagonal(pivoting=False, backend=backend), throw=False
+            operator,
+            vector,
+            lxk.ScanTridiagonal(pivoting=False, backend=backend),
+            throw=False,
         )
         assert sol.result == lx.RESULTS.singular
-        x = lx.linear_solve(operator, vector, lxk.ScanTridiagonal(backend=backend)).value
-        np.testing.assert_allclose(x, np.linalg.solve(operator.as_matrix(), vector), rtol=1e-13)
+        x = lx.linear_solve(
+            operator, vector, lxk.ScanTridiagonal(backend=backend)
+        ).value
+        np.testing.assert_allclose(
+            x, np.linalg.solve(operator.as_matrix(), vector), rtol=1e-13
+        )
 
 
 def test_options():
@@ -231,7 +253,13 @@ def test_options():
     with pytest.raises(ValueError, match="unroll"):
         lxk.ScanTridiagonal(unroll=0)
     n = 9
-    operator = lx.TridiagonalLinearOperator(jnp.full(n, 4.0), jnp.ones(n - 1), jnp.ones(n - 1))
+    operator = lx.TridiagonalLinearOperator(
+        jnp.full(n, 4.0), jnp.ones(n - 1), jnp.ones(n - 1)
+    )
     vector = jnp.arange(1.0, n + 1)
-    x = lx.linear_solve(operator, vector, lxk.ScanTridiagonal(unroll=3, backend="jax")).value
-    np.testing.assert_allclose(x, np.linalg.solve(operator.as_matrix(), vector), rtol=1e-13)
+    x = lx.linear_solve(
+        operator, vector, lxk.ScanTridiagonal(unroll=3, backend="jax")
+    ).value
+    np.testing.assert_allclose(
+        x, np.linalg.solve(operator.as_matrix(), vector), rtol=1e-13
+    )

@@ -10,14 +10,22 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from .helpers import backends, backward_error, flag_matrices, flag_solves, flags, solve_fn
+from .helpers import (
+    backends,
+    backward_error,
+    flag_matrices,
+    flag_solves,
+    flags,
+    solve_fn,
+)
 
 
 _MAX = lxk.UnrolledSmallCholesky().max_size
 _PSD = frozenset([lx.positive_semidefinite_tag])
 _NSD = frozenset([lx.negative_semidefinite_tag])
 # The sizes where the code path changes: each static native instantiation (1-8) and
-# the native run-time loop (9, max_size); pure JAX: straight-line code up to 4, rolled loops from 5.
+# the native run-time loop (9, max_size); pure JAX: straight-line code up to 4,
+# rolled loops from 5.
 _SIZES = {
     "native": (1, 2, 3, 4, 5, 6, 7, 8, 9, _MAX),
     "jax": (1, 4, 5, 9),
@@ -159,16 +167,20 @@ def test_inf_on_the_diagonal_is_the_limit(backend):
     a = 2 * np.eye(3)
     a[0, 0] = np.inf
     b = np.ones(3)
-    x, result = jax.jit(solve_fn(lxk.UnrolledSmallCholesky(backend=backend), _PSD, throw=False))(a, b)
-    expected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b, check_finite=False)
+    x, result = jax.jit(
+        solve_fn(lxk.UnrolledSmallCholesky(backend=backend), _PSD, throw=False)
+    )(a, b)
+    expected = scipy.linalg.cho_solve(
+        scipy.linalg.cho_factor(a, check_finite=False), b, check_finite=False
+    )
     assert result == lx.RESULTS.successful._value
     np.testing.assert_array_equal(x, expected)
 
 
 @pytest.mark.parametrize("d", (3, 9))
 def test_partial_simd_tiles_and_shared_operators(d):
-    # Native: batch sizes leaving a partial last SIMD tile; one matrix with many right-hand
-    # sides (factorised once); one right-hand side with many matrices.
+    # Native: batch sizes leaving a partial last SIMD tile; one matrix with many
+    # right-hand sides (factorised once); one right-hand side with many matrices.
     rng = np.random.default_rng(d)
     sizes = (1, 7, 9, 17, 33)
     m = [rng.standard_normal((n, d, d)) for n in sizes]

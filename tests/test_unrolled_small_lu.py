@@ -99,7 +99,9 @@ def test_families_against_lapack(family_params):
     rng = np.random.default_rng(d)
     names, matrices = _families(d, rng, dtype)
     bad_names, bad = _singular(d, rng, dtype)
-    ties = [gepp_tie_matrix(d, at_end, dtype) for at_end in (False, True)] if d > 1 else []
+    ties = (
+        [gepp_tie_matrix(d, at_end, dtype) for at_end in (False, True)] if d > 1 else []
+    )
     x_true = rng.standard_normal((len(names), d)).astype(dtype)
     vectors = np.einsum("bij,bj->bi", matrices, x_true)
     all_matrices = np.concatenate([matrices, bad] + [t[0][None] for t in ties])
@@ -128,7 +130,7 @@ def test_families_against_lapack(family_params):
     for (matrix, vector, i, exact), xi in zip(ties, x[good + nbad :]):
         assert xi[i] == exact
         assert np.max(backward_error(matrix, xi, vector)) <= 8 * d
-    assert np.all(result[: good] == lx.RESULTS.successful._value)
+    assert np.all(result[:good] == lx.RESULTS.successful._value)
     x = x[:good]
     eps = np.finfo(dtype).eps
     x_lapack = np.linalg.solve(matrices, vectors[..., None])[..., 0]
@@ -146,7 +148,9 @@ def test_families_against_lapack(family_params):
             return np.max(np.abs(a[k] @ y - b[k]) / np.where(bound == 0, 1, bound))
 
         if np.finfo(dtype).bits > 32 or name != "rows_1e+-big":
-            assert componentwise(xc[k]) <= max(8 * d * eps, 4 * componentwise(xl[k])), name
+            assert componentwise(xc[k]) <= max(8 * d * eps, 4 * componentwise(xl[k])), (
+                name
+            )
         # Forward error: within the condition-number bound, like LAPACK's own.
         err = np.max(np.abs(xc[k] - x_true[k]))
         err_lapack = np.max(np.abs(xl[k] - x_true[k]))
@@ -155,7 +159,9 @@ def test_families_against_lapack(family_params):
 
 
 @pytest.mark.parametrize("d", (3, 9))
-@pytest.mark.parametrize("dtype", (np.float32, np.complex128), ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize(
+    "dtype", (np.float32, np.complex128), ids=lambda t: np.dtype(t).name
+)
 def test_partial_simd_tiles_and_shared_operators(d, dtype):
     # Native: batch sizes that leave a partial last SIMD tile (for 2 to 16 lanes),
     # and the two shared patterns: one matrix with many right-hand sides (factorised
@@ -225,6 +231,8 @@ def test_max_size():
         lxk.UnrolledSmallLU(max_size=0)
     matrix = jnp.eye(big) * 2.0 + jnp.diag(jnp.ones(big - 1), 1)
     x = lx.linear_solve(
-        lx.MatrixLinearOperator(matrix), jnp.ones(big), lxk.UnrolledSmallLU(max_size=big)
+        lx.MatrixLinearOperator(matrix),
+        jnp.ones(big),
+        lxk.UnrolledSmallLU(max_size=big),
     ).value
     np.testing.assert_allclose(x, jnp.linalg.solve(matrix, jnp.ones(big)), rtol=1e-12)

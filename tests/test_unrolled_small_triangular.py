@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from .helpers import backends, backward_error, flag_matrices, flag_solves, flags, solve_fn
+from .helpers import (
+    backends,
+    backward_error,
+    flag_matrices,
+    flag_solves,
+    flags,
+    solve_fn,
+)
 
 
 _MAX = lxk.UnrolledSmallTriangular().max_size
@@ -121,17 +128,24 @@ def test_families_against_lapack(family_params):
         assert np.all(np.asarray(r) == lx.RESULTS.successful._value)
         # (lineax reports non-finite input in the vector by its own code.)
         assert r_bad[0] == lx.RESULTS.nonfinite_input._value, (lower, unit)
-        assert np.all(np.asarray(r_bad)[1:] == lx.RESULTS.singular._value), (lower, unit)
+        assert np.all(np.asarray(r_bad)[1:] == lx.RESULTS.singular._value), (
+            lower,
+            unit,
+        )
         assert not np.any(np.all(np.isfinite(np.asarray(x_bad)), axis=1))
         for a, b, xi in zip(triangle, vectors, np.asarray(x)):
-            x_lapack = scipy.linalg.solve_triangular(a, b, lower=lower, unit_diagonal=unit)
+            x_lapack = scipy.linalg.solve_triangular(
+                a, b, lower=lower, unit_diagonal=unit
+            )
             a, b, xi, x_lapack = (y.astype(np.complex128) for y in (a, b, xi, x_lapack))
 
             def componentwise(x):
                 bound = np.abs(a) @ np.abs(x) + np.abs(b)
                 return np.max(np.abs(a @ x - b) / np.where(bound == 0, 1, bound))
 
-            assert componentwise(xi) <= max(10 * componentwise(x_lapack), 4 * d * eps), (
+            assert componentwise(xi) <= max(
+                10 * componentwise(x_lapack), 4 * d * eps
+            ), (
                 lower,
                 unit,
             )
@@ -139,8 +153,8 @@ def test_families_against_lapack(family_params):
 
 @pytest.mark.parametrize("d", (3, 12))
 def test_partial_simd_tiles_and_shared_operators(d):
-    # Native: batch sizes leaving a partial last SIMD tile; one matrix with many right-hand
-    # sides; one right-hand side with many matrices; upper triangular.
+    # Native: batch sizes leaving a partial last SIMD tile; one matrix with many
+    # right-hand sides; one right-hand side with many matrices; upper triangular.
     rng = np.random.default_rng(d)
     sizes = (1, 7, 9, 17, 33)
     matrices = [np.triu(rng.standard_normal((n, d, d))) + 3 * np.eye(d) for n in sizes]

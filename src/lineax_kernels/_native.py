@@ -32,7 +32,7 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.lax as lax
