@@ -343,3 +343,34 @@ def flag_matrices(matrix):
     """`op(matrix)` for op in `flags`."""
     matrix = np.asarray(matrix)
     return matrix.T, matrix.conj(), matrix.T.conj()
+
+
+# Batch sizes that leave a partial last SIMD tile for 2 to 16 lanes.
+partial_tile_sizes = (1, 7, 9, 17, 33)
+
+
+def check_partial_tiles(solver, tags, matrices, vectors, *, rtol, atol):
+    """Solves each batch of `matrices` and `vectors` (one per size in
+    `partial_tile_sizes`) three ways in one program, both batched, one matrix with
+    many right-hand sides, one right-hand side with many matrices, and compares
+    with LAPACK."""
+    solve = solve_fn(solver, tags)
+
+    @jax.jit
+    def solve_all(matrices, vectors):
+        pairs = list(zip(matrices, vectors))
+        return (
+            [jax.vmap(solve)(a, v)[0] for a, v in pairs],
+            [jax.vmap(solve, (None, 0))(a[0], v)[0] for a, v in pairs],
+            [jax.vmap(solve, (0, None))(a, v[0])[0] for a, v in pairs],
+        )
+
+    pairs = list(zip(matrices, vectors))
+    expected = (
+        [np.linalg.solve(a, v[..., None])[..., 0] for a, v in pairs],
+        [np.linalg.solve(a[0], v.T).T for a, v in pairs],
+        [np.linalg.solve(a, v[0]) for a, v in pairs],
+    )
+    x = solve_all(matrices, vectors)
+    for xi, ei in zip(jax.tree.leaves(x), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(xi, ei, rtol=rtol, atol=atol)

@@ -13,10 +13,12 @@ import pytest
 from .helpers import (
     backends,
     backward_error,
+    check_partial_tiles,
     flag_matrices,
     flag_solves,
     flags,
     gepp_tie_matrix,
+    partial_tile_sizes,
     solve_fn,
 )
 
@@ -167,30 +169,20 @@ def test_partial_simd_tiles_and_shared_operators(d, dtype):
     # and the two shared patterns: one matrix with many right-hand sides (factorised
     # once), one right-hand side with many matrices. Against LAPACK.
     rng = np.random.default_rng(d)
-    sizes = (1, 7, 9, 17, 33)
     matrices = [
-        (rng.standard_normal((n, d, d)) + d * np.eye(d)).astype(dtype) for n in sizes
+        (rng.standard_normal((n, d, d)) + d * np.eye(d)).astype(dtype)
+        for n in partial_tile_sizes
     ]
-    vectors = [rng.standard_normal((n, d)).astype(dtype) for n in sizes]
-    solve = solve_fn(lxk.UnrolledSmallLU(backend="native"), frozenset())
-
-    @jax.jit
-    def solve_all(matrices, vectors):
-        return (
-            [jax.vmap(solve)(m, v)[0] for m, v in zip(matrices, vectors)],
-            [jax.vmap(solve, (None, 0))(m[0], v)[0] for m, v in zip(matrices, vectors)],
-            [jax.vmap(solve, (0, None))(m, v[0])[0] for m, v in zip(matrices, vectors)],
-        )
-
-    expected = (
-        [np.linalg.solve(m, v[..., None])[..., 0] for m, v in zip(matrices, vectors)],
-        [np.linalg.solve(m[0], v.T).T for m, v in zip(matrices, vectors)],
-        [np.linalg.solve(m, v[0]) for m, v in zip(matrices, vectors)],
-    )
+    vectors = [rng.standard_normal((n, d)).astype(dtype) for n in partial_tile_sizes]
     rtol = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-11
-    x = solve_all(matrices, vectors)
-    for xi, ei in zip(jax.tree.leaves(x), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(xi, ei, rtol=rtol, atol=rtol)
+    check_partial_tiles(
+        lxk.UnrolledSmallLU(backend="native"),
+        frozenset(),
+        matrices,
+        vectors,
+        rtol=rtol,
+        atol=rtol,
+    )
 
 
 def test_float32_forward_error_needs_pivoting():

@@ -15,9 +15,11 @@ import scipy.linalg
 from .helpers import (
     backends,
     backward_error,
+    check_partial_tiles,
     flag_matrices,
     flag_solves,
     flags,
+    partial_tile_sizes,
     solve_fn,
 )
 
@@ -156,29 +158,19 @@ def test_partial_simd_tiles_and_shared_operators(d):
     # Native: batch sizes leaving a partial last SIMD tile; one matrix with many
     # right-hand sides; one right-hand side with many matrices; upper triangular.
     rng = np.random.default_rng(d)
-    sizes = (1, 7, 9, 17, 33)
-    matrices = [np.triu(rng.standard_normal((n, d, d))) + 3 * np.eye(d) for n in sizes]
-    vectors = [rng.standard_normal((n, d)) for n in sizes]
-    tags = _tags(False, False)
-
-    solve = solve_fn(lxk.UnrolledSmallTriangular(backend="native"), tags)
-
-    @jax.jit
-    def solve_all(matrices, vectors):
-        return (
-            [jax.vmap(solve)(a, v)[0] for a, v in zip(matrices, vectors)],
-            [jax.vmap(solve, (None, 0))(a[0], v)[0] for a, v in zip(matrices, vectors)],
-            [jax.vmap(solve, (0, None))(a, v[0])[0] for a, v in zip(matrices, vectors)],
-        )
-
-    expected = (
-        [np.linalg.solve(a, v[..., None])[..., 0] for a, v in zip(matrices, vectors)],
-        [np.linalg.solve(a[0], v.T).T for a, v in zip(matrices, vectors)],
-        [np.linalg.solve(a, v[0]) for a, v in zip(matrices, vectors)],
+    matrices = [
+        np.triu(rng.standard_normal((n, d, d))) + 3 * np.eye(d)
+        for n in partial_tile_sizes
+    ]
+    vectors = [rng.standard_normal((n, d)) for n in partial_tile_sizes]
+    check_partial_tiles(
+        lxk.UnrolledSmallTriangular(backend="native"),
+        _tags(False, False),
+        matrices,
+        vectors,
+        rtol=1e-10,
+        atol=1e-12,
     )
-    x = solve_all(matrices, vectors)
-    for xi, ei in zip(jax.tree.leaves(x), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(xi, ei, rtol=1e-10, atol=1e-12)
 
 
 def test_max_size():
