@@ -5,6 +5,8 @@
 # singular and non-finite input (alone and inside a batch), ties in pivot magnitude,
 # and the trace-time errors: wrong operators, unsupported dtypes, and mixed dtypes
 # where lineax's own solver refuses them.
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -102,6 +104,31 @@ def test_solve(getkey, case):
         assert x.dtype == dtype
         assert result == lx.RESULTS.successful._value
         np.testing.assert_allclose(x, xt, rtol=tol(dtype), atol=tol(dtype))
+
+
+def _on_pure_jax(solver):
+    fields = {f.name: getattr(solver, f.name) for f in dataclasses.fields(solver)}
+    return type(solver)(**{**fields, "backend": "jax"})
+
+
+@_cases(lambda case: getattr(case.solver, "backend", None) == "native")
+def test_native_matches_pure_jax(getkey, case):
+    # The two kernel paths on the same batch (5 systems: a partial SIMD tile),
+    # real and complex, in one program: the same pivots, so the same solution to
+    # rounding.
+    size = _size(case)
+    problems = []
+    for dtype in (jnp.float64, jnp.complex128):
+        near = case.matrix(getkey(), size, dtype)
+        matrices = jnp.stack([perturb(getkey(), near, case.tags) for _ in range(5)])
+        problems.append((matrices, random(getkey(), (5, size), dtype)))
+    native = jax.vmap(solve_fn(case.solver, case.tags))
+    pure = jax.vmap(solve_fn(_on_pure_jax(case.solver), case.tags))
+    out = jax.jit(lambda ps: [(native(*p), pure(*p)) for p in ps])(problems)
+    for (x_native, r_native), (x_pure, r_pure) in out:
+        assert np.all(np.asarray(r_native) == lx.RESULTS.successful._value)
+        np.testing.assert_array_equal(r_native, r_pure)
+        np.testing.assert_allclose(x_native, x_pure, rtol=1e-11, atol=1e-13)
 
 
 @_cases()
